@@ -1,0 +1,310 @@
+//! The checked form of a policy: what the front end hands to later passes.
+//!
+//! Everything here has been validated: names are resolved into enums,
+//! patterns are well-formed, limits are respected. Later passes may rely on
+//! that and need no error paths for user mistakes.
+
+use crate::span::Span;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// `"guard "` followed by the patterns' source text joined by spaces,
+    /// e.g. `guard /mnt/secrets/*`. Shown in alerts as `rule.name`.
+    pub name: String,
+    /// The whole rule.
+    pub span: Span,
+    /// 1-based position of the `guard` keyword.
+    pub line: u32,
+    pub column: u32,
+    /// INVARIANT: non-empty.
+    pub patterns: Vec<PathPattern>,
+    pub subject: Subject,
+    pub enforce: Enforce,
+    /// INVARIANT: if `enforce` is [`Enforce::None`] the rule was written
+    /// with an explicit `alert` clause (`alert.span` is `Some`).
+    pub alert: Alert,
+}
+
+/// A validated path pattern: absolute, no empty, `.` or `..` components,
+/// `**` only as a whole component, no trailing `/`, at most
+/// [`MAX_PATTERN_LEN`] bytes, no NUL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathPattern {
+    pub text: String,
+    pub span: Span,
+}
+
+/// `PATH_MAX` (4096) minus the terminating NUL.
+pub const MAX_PATTERN_LEN: usize = 4095;
+
+/// INVARIANT: must match the size of the command-line buffer the runtime
+/// compares against (one byte is kept for the terminating NUL).
+pub const MAX_CMDLINE_LEN: usize = 255;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// `ancestor(which, "cmdline")`: the command line is the process's
+    /// argv joined by single spaces, compared exactly.
+    Ancestor {
+        which: Which,
+        cmdline: String,
+        span: Span,
+    },
+    And(Box<Subject>, Box<Subject>),
+    Or(Box<Subject>, Box<Subject>),
+    Not(Box<Subject>),
+}
+
+/// Which ancestors `ancestor` looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Which {
+    /// The container's (or system's) first process.
+    Pid1,
+    /// Any process on the parent chain.
+    Any,
+}
+
+impl Which {
+    pub const ALL: [Which; 2] = [Which::Pid1, Which::Any];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Which::Pid1 => "pid1",
+            Which::Any => "any",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Enforce {
+    Kill,
+    Deny,
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    /// Defaults to `Critical` for kill/deny rules, `Warning` for alert-only
+    /// rules.
+    pub priority: Priority,
+    /// The message as written (escapes decoded), with `%field` references
+    /// and `%%` left in place; `None` means the runtime's default message.
+    pub message: Option<String>,
+    /// The same message split into literal text and resolved fields (`%%`
+    /// already turned into `%`), so the runtime need not parse it again.
+    pub template: Option<Vec<MessagePart>>,
+    /// The `alert` clause, if the rule has one.
+    pub span: Option<Span>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessagePart {
+    Text(String),
+    Field(Field),
+}
+
+/// Falco's priorities, most to least severe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Priority {
+    Emergency,
+    Alert,
+    Critical,
+    Error,
+    Warning,
+    Notice,
+    Informational,
+    Debug,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 8] = [
+        Priority::Emergency,
+        Priority::Alert,
+        Priority::Critical,
+        Priority::Error,
+        Priority::Warning,
+        Priority::Notice,
+        Priority::Informational,
+        Priority::Debug,
+    ];
+
+    /// Falco's spelling, as it appears in alert output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Emergency => "Emergency",
+            Priority::Alert => "Alert",
+            Priority::Critical => "Critical",
+            Priority::Error => "Error",
+            Priority::Warning => "Warning",
+            Priority::Notice => "Notice",
+            Priority::Informational => "Informational",
+            Priority::Debug => "Debug",
+        }
+    }
+
+    /// Parses a priority name case-insensitively; `info` is accepted as
+    /// Falco accepts it.
+    pub fn from_name(name: &str) -> Option<Priority> {
+        if name.eq_ignore_ascii_case("info") {
+            return Some(Priority::Informational);
+        }
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+/// The fields an alert message may reference as `%name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    EvtTime,
+    EvtType,
+    ProcName,
+    ProcCmdline,
+    ProcPid,
+    ProcPpid,
+    ProcExepath,
+    UserName,
+    UserUid,
+    FdName,
+    ContainerId,
+    RuleName,
+    /// What guard did: `killed`, `denied`, `alerted`, or `kill failed`.
+    GuardAction,
+}
+
+impl Field {
+    /// INVARIANT: the runtime's alert formatter handles every field listed
+    /// here.
+    pub const ALL: [Field; 13] = [
+        Field::EvtTime,
+        Field::EvtType,
+        Field::ProcName,
+        Field::ProcCmdline,
+        Field::ProcPid,
+        Field::ProcPpid,
+        Field::ProcExepath,
+        Field::UserName,
+        Field::UserUid,
+        Field::FdName,
+        Field::ContainerId,
+        Field::RuleName,
+        Field::GuardAction,
+    ];
+
+    /// The Falco field name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::EvtTime => "evt.time",
+            Field::EvtType => "evt.type",
+            Field::ProcName => "proc.name",
+            Field::ProcCmdline => "proc.cmdline",
+            Field::ProcPid => "proc.pid",
+            Field::ProcPpid => "proc.ppid",
+            Field::ProcExepath => "proc.exepath",
+            Field::UserName => "user.name",
+            Field::UserUid => "user.uid",
+            Field::FdName => "fd.name",
+            Field::ContainerId => "container.id",
+            Field::RuleName => "rule.name",
+            Field::GuardAction => "guard.action",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+/// Prints a subject in guard syntax, with only the parentheses precedence
+/// requires (`or` < `and` < `not`), e.g. for rule descriptions and tests.
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.write(f, 0)
+    }
+}
+
+impl Subject {
+    /// Precedence levels: 0 = `or`, 1 = `and`, 2 = `not` / call.
+    fn write(&self, f: &mut std::fmt::Formatter<'_>, min: u8) -> std::fmt::Result {
+        let (level, open) = match self {
+            Subject::Or(..) => (0, min > 0),
+            Subject::And(..) => (1, min > 1),
+            Subject::Not(_) | Subject::Ancestor { .. } => (2, false),
+        };
+        if open {
+            f.write_str("(")?;
+        }
+        match self {
+            Subject::Ancestor { which, cmdline, .. } => {
+                write!(f, "ancestor({}, {})", which.as_str(), quote(cmdline))?;
+            }
+            // Left-associative: the right operand needs one level more.
+            Subject::Or(a, b) | Subject::And(a, b) => {
+                a.write(f, level)?;
+                f.write_str(if level == 0 { " or " } else { " and " })?;
+                b.write(f, level + 1)?;
+            }
+            Subject::Not(inner) => {
+                f.write_str("not ")?;
+                inner.write(f, 2)?;
+            }
+        }
+        if open {
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// A string literal in guard syntax (the inverse of the lexer's escapes).
+pub fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ancestor(cmdline: &str) -> Box<Subject> {
+        Box::new(Subject::Ancestor {
+            which: Which::Any,
+            cmdline: cmdline.to_string(),
+            span: Span::default(),
+        })
+    }
+
+    #[test]
+    fn subjects_print_with_minimal_parentheses() {
+        let or = Subject::Or(ancestor("a"), ancestor("b\""));
+        let and = Subject::And(Box::new(or), Box::new(Subject::Not(ancestor("c"))));
+        assert_eq!(
+            and.to_string(),
+            r#"(ancestor(any, "a") or ancestor(any, "b\"")) and not ancestor(any, "c")"#
+        );
+        let nested = Subject::Or(
+            ancestor("a"),
+            Box::new(Subject::Or(ancestor("b"), ancestor("c"))),
+        );
+        assert_eq!(
+            nested.to_string(),
+            r#"ancestor(any, "a") or (ancestor(any, "b") or ancestor(any, "c"))"#
+        );
+    }
+}

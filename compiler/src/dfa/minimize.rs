@@ -1,0 +1,215 @@
+//! Hopcroft minimisation, in the formulation of A. Valmari, "Fast brief
+//! practical DFA minimization" (IPL 112, 2012): refinable partitions of the
+//! states ("blocks") and of the transitions ("cords"), O(m log n).
+//!
+//! The input DFA must be complete (every state has a transition on every
+//! class); that makes it sound to never use block 0 as a splitter.
+
+/// A refinable partition of `0..n`.
+struct Partition {
+    elems: Vec<u32>,
+    loc: Vec<u32>,
+    set: Vec<u32>,
+    first: Vec<u32>,
+    past: Vec<u32>,
+    marked: Vec<u32>,
+    touched: Vec<u32>,
+}
+
+impl Partition {
+    /// `elems` listed in order, with set boundaries at `bounds` (ends of sets).
+    fn new(elems: Vec<u32>, bounds: &[u32]) -> Self {
+        let n = elems.len();
+        let mut loc = vec![0u32; n];
+        let mut set = vec![0u32; n];
+        let mut first = Vec::with_capacity(bounds.len());
+        let mut past = Vec::with_capacity(bounds.len());
+        let mut start = 0u32;
+        for (s, &end) in bounds.iter().enumerate() {
+            for i in start..end {
+                let e = elems[i as usize] as usize;
+                loc[e] = i;
+                set[e] = s as u32;
+            }
+            first.push(start);
+            past.push(end);
+            start = end;
+        }
+        let marked = vec![0; first.len()];
+        Partition {
+            elems,
+            loc,
+            set,
+            first,
+            past,
+            marked,
+            touched: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    fn members(&self, s: usize) -> &[u32] {
+        &self.elems[self.first[s] as usize..self.past[s] as usize]
+    }
+
+    fn mark(&mut self, e: u32) {
+        let s = self.set[e as usize] as usize;
+        let i = self.loc[e as usize];
+        let j = self.first[s] + self.marked[s];
+        if i < j {
+            return; // already marked
+        }
+        let other = self.elems[j as usize];
+        self.elems[i as usize] = other;
+        self.loc[other as usize] = i;
+        self.elems[j as usize] = e;
+        self.loc[e as usize] = j;
+        if self.marked[s] == 0 {
+            self.touched.push(s as u32);
+        }
+        self.marked[s] += 1;
+    }
+
+    /// Splits every touched set into its marked and unmarked parts; the
+    /// smaller part gets the new set index.
+    fn split(&mut self) {
+        while let Some(s) = self.touched.pop() {
+            let s = s as usize;
+            let j = self.first[s] + self.marked[s];
+            self.marked[s] = 0;
+            if j == self.past[s] {
+                continue;
+            }
+            let z = self.first.len();
+            if j - self.first[s] <= self.past[s] - j {
+                self.first.push(self.first[s]);
+                self.past.push(j);
+                self.first[s] = j;
+            } else {
+                self.first.push(j);
+                self.past.push(self.past[s]);
+                self.past[s] = j;
+            }
+            self.marked.push(0);
+            for i in self.first[z]..self.past[z] {
+                self.set[self.elems[i as usize] as usize] = z as u32;
+            }
+        }
+    }
+}
+
+/// Coarsest partition of the states of the complete DFA `trans`
+/// (`n_states * k`, row-major) that refines `label` and is compatible with
+/// the transitions. Returns the block of every state.
+pub(crate) fn minimize(k: usize, trans: &[u32], label: &[u32]) -> Vec<u32> {
+    let n = label.len();
+    if n == 0 || k == 0 {
+        return vec![0; n];
+    }
+    let m = n * k;
+
+    // Initial blocks: states grouped by label, largest group first (it is
+    // the one never used as a splitter).
+    let mut by_label: Vec<(u32, u32)> = label
+        .iter()
+        .enumerate()
+        .map(|(s, &l)| (l, s as u32))
+        .collect();
+    by_label.sort_unstable();
+    let mut groups: Vec<(usize, usize)> = Vec::new(); // (start, end) in by_label
+    for i in 0..n {
+        if i == 0 || by_label[i].0 != by_label[i - 1].0 {
+            groups.push((i, i));
+        }
+        if let Some(g) = groups.last_mut() {
+            g.1 = i + 1;
+        }
+    }
+    groups.sort_by_key(|&(start, end)| (std::cmp::Reverse(end - start), start));
+    let mut elems = Vec::with_capacity(n);
+    let mut bounds = Vec::with_capacity(groups.len());
+    for &(start, end) in &groups {
+        elems.extend(by_label[start..end].iter().map(|&(_, s)| s));
+        bounds.push(elems.len() as u32);
+    }
+    let mut blocks = Partition::new(elems, &bounds);
+
+    // Initial cords: transitions (t = state * k + class) grouped by class.
+    let mut elems = Vec::with_capacity(m);
+    let mut bounds = Vec::with_capacity(k);
+    for c in 0..k {
+        elems.extend((0..n).map(|s| (s * k + c) as u32));
+        bounds.push(elems.len() as u32);
+    }
+    let mut cords = Partition::new(elems, &bounds);
+
+    // Transitions by head state.
+    let mut in_off = vec![0u32; n + 1];
+    for &h in trans {
+        in_off[h as usize + 1] += 1;
+    }
+    for q in 0..n {
+        in_off[q + 1] += in_off[q];
+    }
+    let mut fill = in_off.clone();
+    let mut incoming = vec![0u32; m];
+    for (t, &h) in trans.iter().enumerate() {
+        incoming[fill[h as usize] as usize] = t as u32;
+        fill[h as usize] += 1;
+    }
+    drop(fill);
+
+    let mut b = 1;
+    let mut c = 0;
+    while c < cords.len() {
+        for &t in cords.members(c) {
+            blocks.mark(t / k as u32);
+        }
+        blocks.split();
+        c += 1;
+        while b < blocks.len() {
+            for &q in blocks.members(b) {
+                let q = q as usize;
+                for &t in &incoming[in_off[q] as usize..in_off[q + 1] as usize] {
+                    cords.mark(t);
+                }
+            }
+            cords.split();
+            b += 1;
+        }
+    }
+    blocks.set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_equivalent_states() {
+        // Classes {x, y}. 0 dead; 1 -x-> 2, 1 -y-> 3; 2, 3 -any-> 4 (label 1);
+        // 4 -any-> 4. States 2 and 3 are equivalent.
+        let trans = [0, 0, 2, 3, 4, 4, 4, 4, 4, 4];
+        let blocks = minimize(2, &trans, &[0, 0, 0, 0, 1]);
+        assert_eq!(blocks[2], blocks[3]);
+        let mut distinct = blocks.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4);
+    }
+
+    #[test]
+    fn separates_by_distance_to_accept() {
+        // A chain 1 -> 2 -> 3 -> 4 (accepting) -> 0; all non-accepting
+        // chain states are distinct (different distance to acceptance).
+        let trans = [0, 2, 3, 4, 0];
+        let blocks = minimize(1, &trans, &[0, 0, 0, 0, 1]);
+        let mut distinct = blocks.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 5);
+    }
+}

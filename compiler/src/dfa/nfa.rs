@@ -1,0 +1,235 @@
+//! Glob items → NFA (optionally reversed), and the byte alphabet partition.
+
+use std::collections::HashMap;
+
+use super::FxBuild;
+use super::glob::GlobItem;
+
+/// A set of bytes, bit `b` of word `b / 64`.
+pub(crate) type ByteSet = [u64; 4];
+
+pub(crate) const NO_TAG: u32 = u32::MAX;
+
+fn singleton(b: u8) -> ByteSet {
+    let mut s = [0; 4];
+    s[usize::from(b >> 6)] |= 1u64 << (b & 63);
+    s
+}
+
+pub(crate) fn contains(set: &ByteSet, b: u8) -> bool {
+    set[usize::from(b >> 6)] >> (b & 63) & 1 == 1
+}
+
+const ANY: ByteSet = [u64::MAX; 4];
+
+fn not_slash() -> ByteSet {
+    let mut s = ANY;
+    s[usize::from(b'/' >> 6)] &= !(1u64 << (b'/' & 63));
+    s
+}
+
+/// An epsilon-NFA in compressed-row form. Edges are labelled with indices
+/// into `sets`.
+pub(crate) struct Nfa {
+    pub edge_off: Vec<u32>,
+    /// `(set id, target)`
+    pub edges: Vec<(u32, u32)>,
+    pub eps_off: Vec<u32>,
+    pub eps: Vec<u32>,
+    /// Tag accepted in each state, or [`NO_TAG`].
+    pub tag: Vec<u32>,
+    /// Initial states (before epsilon closure).
+    pub starts: Vec<u32>,
+    pub sets: Vec<ByteSet>,
+}
+
+impl Nfa {
+    pub fn n_states(&self) -> usize {
+        self.tag.len()
+    }
+
+    pub fn edges(&self, q: u32) -> &[(u32, u32)] {
+        let q = q as usize;
+        &self.edges[self.edge_off[q] as usize..self.edge_off[q + 1] as usize]
+    }
+
+    pub fn eps(&self, q: u32) -> &[u32] {
+        let q = q as usize;
+        &self.eps[self.eps_off[q] as usize..self.eps_off[q + 1] as usize]
+    }
+}
+
+/// Builds one NFA out of many patterns: each pattern is a chain of states
+/// from its own first state to its own accepting state.
+#[derive(Default)]
+pub(crate) struct Builder {
+    n: u32,
+    /// `(from, set id, to)`
+    edges: Vec<(u32, u32, u32)>,
+    eps: Vec<(u32, u32)>,
+    set_ids: HashMap<ByteSet, u32, FxBuild>,
+    sets: Vec<ByteSet>,
+    /// `(first, last, tag)` per pattern.
+    fragments: Vec<(u32, u32, u32)>,
+}
+
+impl Builder {
+    fn state(&mut self) -> u32 {
+        self.n += 1;
+        self.n - 1
+    }
+
+    fn set(&mut self, set: ByteSet) -> u32 {
+        let next = self.sets.len() as u32;
+        *self.set_ids.entry(set).or_insert_with(|| {
+            self.sets.push(set);
+            next
+        })
+    }
+
+    fn edge(&mut self, from: u32, set: ByteSet, to: u32) {
+        let id = self.set(set);
+        self.edges.push((from, id, to));
+    }
+
+    pub fn add(&mut self, items: &[GlobItem], tag: u32) {
+        let first = self.state();
+        let mut cur = first;
+        for item in items {
+            match *item {
+                GlobItem::Byte(b) => {
+                    let next = self.state();
+                    self.edge(cur, singleton(b), next);
+                    cur = next;
+                }
+                GlobItem::One { cross_slash } => {
+                    let next = self.state();
+                    self.edge(cur, if cross_slash { ANY } else { not_slash() }, next);
+                    cur = next;
+                }
+                // A self-loop is safe: `cur` is only entered after the
+                // items before this one, and only items after it leave it.
+                GlobItem::Run { cross_slash } => {
+                    self.edge(cur, if cross_slash { ANY } else { not_slash() }, cur);
+                }
+                // (.*/)? — the empty string or anything ending in `/`.
+                GlobItem::Dirs => {
+                    let inner = self.state();
+                    let next = self.state();
+                    self.eps.push((cur, next));
+                    self.eps.push((cur, inner));
+                    self.edge(inner, ANY, inner);
+                    self.edge(inner, singleton(b'/'), next);
+                    cur = next;
+                }
+            }
+        }
+        self.fragments.push((first, cur, tag));
+    }
+
+    /// The NFA of the union of all added patterns, or of the reversed
+    /// language of that union.
+    pub fn finish(self, reversed: bool) -> Nfa {
+        let n = self.n as usize;
+        let mut tag = vec![NO_TAG; n];
+        let mut starts = Vec::with_capacity(self.fragments.len());
+        let mut edges = self.edges;
+        let mut eps = self.eps;
+        for &(first, last, t) in &self.fragments {
+            let (start, accept) = if reversed {
+                (last, first)
+            } else {
+                (first, last)
+            };
+            starts.push(start);
+            tag[accept as usize] = t;
+        }
+        if reversed {
+            for e in &mut edges {
+                *e = (e.2, e.1, e.0);
+            }
+            for e in &mut eps {
+                *e = (e.1, e.0);
+            }
+        }
+        let (edge_off, edges) = csr(n, &edges, |e| (e.0, (e.1, e.2)));
+        let (eps_off, eps) = csr(n, &eps, |e| (e.0, e.1));
+        Nfa {
+            edge_off,
+            edges,
+            eps_off,
+            eps,
+            tag,
+            starts,
+            sets: self.sets,
+        }
+    }
+}
+
+/// Groups `items` by source state (stable), returning offsets and payloads.
+fn csr<T, P: Copy + Default>(
+    n: usize,
+    items: &[T],
+    split: impl Fn(&T) -> (u32, P),
+) -> (Vec<u32>, Vec<P>) {
+    let mut off = vec![0u32; n + 1];
+    for it in items {
+        off[split(it).0 as usize + 1] += 1;
+    }
+    for i in 0..n {
+        off[i + 1] += off[i];
+    }
+    let mut fill = off.clone();
+    let mut out = vec![P::default(); items.len()];
+    for it in items {
+        let (src, payload) = split(it);
+        out[fill[src as usize] as usize] = payload;
+        fill[src as usize] += 1;
+    }
+    (off, out)
+}
+
+/// The coarsest partition of bytes such that every edge set is a union of
+/// classes. Classes are numbered in order of their smallest byte.
+pub(crate) struct Classes {
+    pub class_of: [u32; 256],
+    pub n_classes: usize,
+    /// For each edge set, the classes it contains (ascending).
+    pub of_set: Vec<Vec<u32>>,
+}
+
+pub(crate) fn classes(sets: &[ByteSet]) -> Classes {
+    let mut class_of = [0u32; 256];
+    let mut n_classes = 1usize;
+    for set in sets {
+        let mut renum = vec![[u32::MAX; 2]; n_classes];
+        let mut next = 0u32;
+        for b in 0..=255u8 {
+            let slot = &mut renum[class_of[usize::from(b)] as usize][usize::from(contains(set, b))];
+            if *slot == u32::MAX {
+                *slot = next;
+                next += 1;
+            }
+            class_of[usize::from(b)] = *slot;
+        }
+        n_classes = next as usize;
+    }
+    let of_set = sets
+        .iter()
+        .map(|set| {
+            let mut cs: Vec<u32> = (0..=255u8)
+                .filter(|&b| contains(set, b))
+                .map(|b| class_of[usize::from(b)])
+                .collect();
+            cs.dedup();
+            cs.sort_unstable();
+            cs.dedup();
+            cs
+        })
+        .collect();
+    Classes {
+        class_of,
+        n_classes,
+        of_set,
+    }
+}

@@ -1,0 +1,15 @@
+//! guardc, the compiler of the guard policy language.
+//!
+//! Front end: [`frontend::check_source`] turns policy text into a
+//! [`checked::Policy`] or a list of [`diag::Diagnostic`]s.
+
+pub mod check;
+pub mod checked;
+pub mod cli;
+pub mod codegen;
+pub mod dfa;
+pub mod diag;
+pub mod frontend;
+pub mod lower;
+pub mod span;
+pub mod syntax;

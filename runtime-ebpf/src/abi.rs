@@ -1,0 +1,333 @@
+//! The contract between the compiler, the BPF programs and the runtime.
+//!
+//! Everything in this module is read by two sides that are built separately: the compiler lays
+//! tables and programs out according to it, the kernel programs read and write memory according
+//! to it, and `guard-run` decodes events and metadata according to it. Every constant that the
+//! program templates bake into bytecode is defined here once.
+//!
+//! INVARIANT: the `#[repr(C)]` structs below are the byte layouts the program templates read and
+//! write (their field offsets are taken with `core::mem::offset_of!` by the templates); a change
+//! here changes the object format, so bump [`FORMAT_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the object format (metadata schema, map layouts, event record). `guard-run`
+/// refuses objects of another version instead of misreading them.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The license string of the emitted programs. GPL-compatible because the helpers guard needs
+/// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
+pub const LICENSE: &str = "Dual MIT/GPL";
+
+// --- maps -------------------------------------------------------------------------------------
+
+/// Per-task identity bits, keyed by the kernel thread id (global pid namespace).
+pub const MAP_TASKS: &str = "GUARD_TASKS";
+/// Ring buffer of [`Event`] records.
+pub const MAP_EVENTS: &str = "GUARD_EVENTS";
+/// Per-CPU scratch space for the open program (path buffer).
+pub const MAP_OPEN_SCRATCH: &str = "GUARD_OSCRATCH";
+/// Per-CPU scratch space for the exec program (command-line buffer).
+pub const MAP_EXEC_SCRATCH: &str = "GUARD_XSCRATCH";
+/// Per-CPU counters, indexed by [`Counter`].
+pub const MAP_COUNTERS: &str = "GUARD_COUNTERS";
+
+/// Read-only data sections (each becomes a frozen one-entry array map).
+pub const RODATA_PATH_DFA: &str = ".rodata.pdfa";
+pub const RODATA_CMDLINE_DFA: &str = ".rodata.cdfa";
+pub const RODATA_RULES: &str = ".rodata.rules";
+pub const RODATA_RULE_LISTS: &str = ".rodata.rlists";
+
+/// Upper bound on tracked tasks. The hash map is not preallocated, so this bounds memory only.
+pub const TASKS_MAX_ENTRIES: u32 = 1 << 20;
+/// Ring buffer size in bytes (power of two, multiple of the page size).
+pub const EVENTS_RING_BYTES: u32 = 8 << 20;
+
+/// Per-task state stored in [`MAP_TASKS`].
+///
+/// Identity words hold one bit per identity of the policy (at most 64): bit `i` is the
+/// identity table's entry `i` (a command line the policy names).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// Identities this process's own command line matched at its last exec.
+    pub self_ids: u64,
+    /// Identities matched by this process or any ancestor (`ancestor(any, …)`).
+    pub anc_ids: u64,
+    /// Identities matched by the init of this process's pid namespace, if this process is that
+    /// init or descends from it (`ancestor(pid1, …)`).
+    pub pid1_ids: u64,
+    /// `anc_ids` inherited from the parent at fork; exec recomputes `anc_ids` from it.
+    pub inh_anc: u64,
+    /// `pid1_ids` inherited from the parent at fork; exec recomputes `pid1_ids` from it.
+    pub inh_pid1: u64,
+    /// [`task_flags`] bits.
+    pub flags: u64,
+}
+
+pub mod task_flags {
+    /// The process is the init (pid 1) of its pid namespace.
+    pub const NS_INIT: u64 = 1 << 0;
+    /// Its command line was longer than the exec program reads; identities were not granted.
+    pub const CMDLINE_TRUNCATED: u64 = 1 << 1;
+    /// Bits were computed from `/proc` by `guard-run` at load, not by the exec program.
+    pub const FROM_PROC_SCAN: u64 = 1 << 2;
+}
+
+/// Index of each identity word in [`Term`]'s arrays, and in the order the programs test them.
+pub const WORD_SELF: usize = 0;
+pub const WORD_ANC: usize = 1;
+pub const WORD_PID1: usize = 2;
+pub const N_WORDS: usize = 3;
+
+/// One conjunction of a rule's subject: for each identity word `w`,
+/// `(w & must[w]) == must[w] && (w & must_not[w]) == 0`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Term {
+    pub must: [u64; N_WORDS],
+    pub must_not: [u64; N_WORDS],
+}
+
+/// Most conjunctions a rule's subject may have once in disjunctive normal form.
+pub const MAX_TERMS: usize = 4;
+
+/// A rule as the kernel sees it, in [`RODATA_RULES`], indexed by rule id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleEntry {
+    /// The subject in disjunctive normal form; the rule allows when any term holds.
+    pub terms: [Term; MAX_TERMS],
+    pub n_terms: u32,
+    /// [`Action`] taken when no term holds.
+    pub action: u32,
+}
+
+/// What a rule does to an operation it does not allow. Ordered by severity: when several rules
+/// refuse one operation, the most severe action wins (ties: the lowest rule id).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow = 0,
+    Alert = 1,
+    Deny = 2,
+    Kill = 3,
+}
+
+impl Action {
+    pub fn from_u32(v: u32) -> Option<Action> {
+        match v {
+            0 => Some(Action::Allow),
+            1 => Some(Action::Alert),
+            2 => Some(Action::Deny),
+            3 => Some(Action::Kill),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Alert => "alert",
+            Action::Deny => "deny",
+            Action::Kill => "kill",
+        }
+    }
+}
+
+/// The path DFA's per-state info word: the low 32 bits index the rule list of rules whose
+/// pattern accepts a path ending in this state; the high 32 bits index the list of rules whose
+/// pattern could still accept from this state (used when the walk is cut short, so that a path
+/// too long to read is judged by every rule that could match it: fail closed).
+pub fn path_info(accept_list: u32, possible_list: u32) -> u64 {
+    u64::from(accept_list) | (u64::from(possible_list) << 32)
+}
+
+/// Rule lists, in [`RODATA_RULE_LISTS`]: a flat `u16` array where a list at index `i` is
+/// `[len, rule_0, …, rule_{len-1}]`. Index 0 holds the empty list.
+pub const MAX_RULES_PER_LIST: usize = 32;
+
+// --- path walk and buffers ---------------------------------------------------------------------
+
+/// Size of the path buffer; the path is built right to left ending at `PATH_BUF - 1`.
+pub const PATH_BUF: usize = 4096;
+/// Slack before the path buffer so a component of up to 255 bytes can always be written at a
+/// masked offset without the verifier seeing an out-of-bounds access.
+pub const PATH_SLACK: usize = 256;
+/// Maximum path components (and mount crossings) the dentry walk visits.
+pub const PATH_MAX_DEPTH: usize = 48;
+/// Bytes of the command line the exec program reads.
+pub const CMDLINE_MAX: usize = 256;
+
+// --- events ------------------------------------------------------------------------------------
+
+pub mod event_flags {
+    /// The path was longer than the walk could read; rules were applied fail-closed.
+    pub const PATH_TRUNCATED: u32 = 1 << 0;
+    /// The command line in the event was cut at [`super::CMDLINE_MAX`] bytes.
+    pub const CMDLINE_TRUNCATED: u32 = 1 << 1;
+    /// `bpf_send_signal` failed: the process could not be killed.
+    pub const KILL_FAILED: u32 = 1 << 2;
+    /// The task had no identity entry (unknown to guard): no identities held.
+    pub const NO_TASK_INFO: u32 = 1 << 3;
+}
+
+/// Kinds of [`Event`].
+pub const EVENT_OPEN: u32 = 1;
+
+/// One record in the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Event {
+    /// `bpf_ktime_get_boot_ns()` at the decision.
+    pub boot_ns: u64,
+    pub kind: u32,
+    /// [`Action`] taken.
+    pub action: u32,
+    /// Rule that decided.
+    pub rule: u32,
+    /// [`event_flags`].
+    pub flags: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The file descriptor the open returned.
+    pub fd: i32,
+    pub path_len: u32,
+    pub cmdline_len: u32,
+    pub comm: [u8; 16],
+    pub cmdline: [u8; CMDLINE_MAX],
+    pub path: [u8; PATH_BUF],
+}
+
+impl Event {
+    /// Decodes a ring-buffer record; `None` if it is too short (never trust the kernel side to
+    /// be the version we expect).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Event> {
+        if bytes.len() < core::mem::size_of::<Event>() {
+            return None;
+        }
+        // SAFETY: Event is repr(C), made only of integers and byte arrays (every bit pattern is
+        // valid), and the length was checked; read_unaligned copes with the ring's alignment.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+    }
+
+    pub fn path_bytes(&self) -> &[u8] {
+        &self.path[..(self.path_len as usize).min(PATH_BUF)]
+    }
+
+    pub fn cmdline_bytes(&self) -> &[u8] {
+        &self.cmdline[..(self.cmdline_len as usize).min(CMDLINE_MAX)]
+    }
+
+    pub fn comm_bytes(&self) -> &[u8] {
+        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(16);
+        &self.comm[..end]
+    }
+}
+
+/// Per-CPU counters in [`MAP_COUNTERS`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug)]
+pub enum Counter {
+    /// Opens the open program examined.
+    Opens = 0,
+    /// Decisions other than allow.
+    Refused = 1,
+    /// Events lost because the ring buffer was full.
+    EventsDropped = 2,
+    /// `bpf_send_signal` failures.
+    KillFailed = 3,
+    /// Paths cut short by the walk bound (judged fail-closed).
+    PathTruncated = 4,
+}
+pub const N_COUNTERS: u32 = 8;
+
+// --- metadata ----------------------------------------------------------------------------------
+
+/// The `.guard.meta` section: everything `guard-run` needs besides the programs and maps.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Metadata {
+    pub format_version: u32,
+    pub compiler: String,
+    /// The policy file name as given to the compiler.
+    pub source: String,
+    pub rules: Vec<RuleMeta>,
+    /// Command lines of the identity table, bit `i` = entry `i`.
+    pub identities: Vec<String>,
+    pub path_dfa: DfaShape,
+    pub cmdline_dfa: DfaShape,
+    pub programs: Vec<ProgramMeta>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RuleMeta {
+    pub id: u32,
+    pub name: String,
+    pub action: Action,
+    /// Falco priority name ("Critical", "Informational", ...).
+    pub priority: String,
+    /// Output template with `%field` references, Falco style.
+    pub output: String,
+    pub tags: Vec<String>,
+    pub patterns: Vec<String>,
+    pub line: u32,
+    pub column: u32,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DfaShape {
+    pub n_states: u32,
+    pub n_classes: u32,
+    pub state_bits: u32,
+    pub class_bits: u32,
+}
+
+/// Where a program attaches and when.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProgramMeta {
+    /// The program's symbol name in the object.
+    pub name: String,
+    pub attach: Attach,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Attach {
+    /// A classic tracepoint, attached once per listed `(category, name)`.
+    Tracepoint { points: Vec<(String, String)> },
+    /// A BTF-typed raw tracepoint (`tp_btf/<name>`).
+    BtfTracepoint { name: String },
+}
+
+/// Tracking programs are attached before `/proc` is scanned; enforcement programs after, so
+/// enforcement never judges a process whose identity is not known yet.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Tracking,
+    Enforcement,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_are_what_the_templates_assume() {
+        assert_eq!(core::mem::size_of::<TaskInfo>(), 48);
+        assert_eq!(core::mem::size_of::<Term>(), 48);
+        assert_eq!(core::mem::size_of::<RuleEntry>(), 200);
+        assert_eq!(core::mem::offset_of!(Event, path) % 8, 0);
+        assert_eq!(core::mem::size_of::<Event>() % 8, 0);
+    }
+
+    #[test]
+    fn short_event_is_rejected() {
+        assert!(Event::from_bytes(&[0u8; 16]).is_none());
+    }
+}

@@ -1,0 +1,136 @@
+//! Instruction sequences shared by the program templates.
+//!
+//! Conventions: helpers clobber r0-r5, so state that must survive a call lives in r6-r9, on
+//! the stack, or in a scratch map value. Every sequence here says which registers it uses.
+
+use crate::abi::DfaShape;
+use crate::asm::{Alu, Asm, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R5, Reg, Size};
+use crate::ktypes::CoreField;
+
+/// `*(fp + dst) = *(size *)(src + field)` through `bpf_probe_read_kernel`; jumps to `fail` if
+/// the read faults. Uses r0-r3. `src` must not be r1 or r2.
+pub fn read_kernel_to_stack(
+    a: &mut Asm,
+    dst: i16,
+    size: u32,
+    src: Reg,
+    field: Option<CoreField>,
+    fail: Label,
+) {
+    a.mov(R3, src);
+    if let Some(field) = field {
+        a.add_field(R3, field);
+    }
+    a.mov(R1, FP);
+    a.alu_imm(Alu::Add, R1, i32::from(dst));
+    a.mov_imm(R2, size as i32);
+    a.call(Helper::ProbeReadKernel);
+    a.jmp_imm(Cond::Ne, R0, 0, fail);
+}
+
+/// `*(u64 *)(base + dst) = *(u64 *)(src + field)` where `base` points into a map value.
+/// Uses r0-r3; `base` must be callee-saved (r6-r9) and `src` not r1/r2.
+pub fn read_kernel_to_map(
+    a: &mut Asm,
+    base: Reg,
+    dst: i16,
+    src: Reg,
+    field: Option<CoreField>,
+    fail: Label,
+) {
+    a.mov(R3, src);
+    if let Some(field) = field {
+        a.add_field(R3, field);
+    }
+    a.mov(R1, base);
+    a.alu_imm(Alu::Add, R1, i32::from(dst));
+    a.mov_imm(R2, 8);
+    a.call(Helper::ProbeReadKernel);
+    a.jmp_imm(Cond::Ne, R0, 0, fail);
+}
+
+/// Looks up key 0 of a per-CPU scratch map; the value pointer ends in `dst` (callee-saved).
+/// Uses r0-r2 and the stack slot at `key_slot`.
+pub fn scratch(a: &mut Asm, map: &str, key_slot: i16, dst: Reg, fail: Label) {
+    a.st(Size::W, FP, key_slot, 0);
+    a.ld_map(R1, map);
+    a.mov(R2, FP);
+    a.alu_imm(Alu::Add, R2, i32::from(key_slot));
+    a.call(Helper::MapLookupElem);
+    a.jmp_imm(Cond::Eq, R0, 0, fail);
+    a.mov(dst, R0);
+}
+
+/// Adds one to a per-CPU counter. Uses r0-r2 and the stack slot at `key_slot`.
+pub fn count(a: &mut Asm, map: &str, counter: u32, key_slot: i16) {
+    let skip = a.label();
+    a.st(Size::W, FP, key_slot, counter as i32);
+    a.ld_map(R1, map);
+    a.mov(R2, FP);
+    a.alu_imm(Alu::Add, R2, i32::from(key_slot));
+    a.call(Helper::MapLookupElem);
+    a.jmp_imm(Cond::Eq, R0, 0, skip);
+    a.ldx(Size::DW, R1, R0, 0);
+    a.alu_imm(Alu::Add, R1, 1);
+    a.stx(Size::DW, R0, 0, R1);
+    a.bind(skip);
+}
+
+/// One DFA transition: `state = trans[(state & (S-1)) << class_bits | class[byte] & (C-1)]`.
+///
+/// INVARIANT: this is the layout of `guard_ebpf::dfa_table` (classes at 0, u16 transitions at
+/// 256, row-major). The masks are what lets the verifier prove every table access in bounds
+/// whatever the state and byte registers hold. `state` and `byte` are read and `state` is
+/// written; uses r4 and r5 as temporaries (so neither may be r4/r5).
+pub fn dfa_step(a: &mut Asm, section: &str, shape: DfaShape, state: Reg, byte: Reg) {
+    let s_mask = (1i32 << shape.state_bits) - 1;
+    let c_mask = (1i32 << shape.class_bits) - 1;
+    a.ld_data(R5, section, 0);
+    a.alu_imm(Alu::And, byte, 0xff);
+    a.alu_reg(Alu::Add, R5, byte);
+    a.ldx(Size::B, R4, R5, 0);
+    a.alu_imm(Alu::And, R4, c_mask);
+    a.alu_imm(Alu::And, state, s_mask);
+    a.alu_imm(Alu::Lsh, state, shape.class_bits as i32);
+    a.alu_reg(Alu::Add, state, R4);
+    a.alu_imm(Alu::Lsh, state, 1);
+    a.ld_data(R5, section, 0);
+    a.alu_reg(Alu::Add, R5, state);
+    a.ldx(Size::H, state, R5, 256);
+}
+
+/// `dst = info[state & (S-1)]` (u64). Uses r5; `state` is clobbered.
+pub fn dfa_info(a: &mut Asm, section: &str, shape: DfaShape, state: Reg, dst: Reg) {
+    let s_mask = (1i32 << shape.state_bits) - 1;
+    a.alu_imm(Alu::And, state, s_mask);
+    a.alu_imm(Alu::Lsh, state, 3);
+    a.ld_data(R5, section, 0);
+    a.alu_reg(Alu::Add, R5, state);
+    a.ldx(Size::DW, dst, R5, info_offset(shape) as i16);
+}
+
+/// Byte offset of the info array in a DFA table of this shape.
+pub fn info_offset(shape: DfaShape) -> usize {
+    256 + 2 * (1usize << (shape.state_bits + shape.class_bits))
+}
+
+/// Total size of a DFA table of this shape.
+pub fn table_size(shape: DfaShape) -> usize {
+    info_offset(shape) + 8 * (1usize << shape.state_bits)
+}
+
+/// Zeroes `len` bytes of stack from `start` (both multiples of 8). The verifier refuses reads
+/// of uninitialised stack, and a value handed to a map update is read whole.
+pub fn zero_stack(a: &mut Asm, start: i16, len: i16) {
+    let mut off = start;
+    while off < start + len {
+        a.st(Size::DW, FP, off, 0);
+        off += 8;
+    }
+}
+
+/// `dst = tid of current` (the low half of `bpf_get_current_pid_tgid`). Uses r0.
+pub fn current_tid(a: &mut Asm, dst_slot: i16) {
+    a.call(Helper::GetCurrentPidTgid);
+    a.stx(Size::W, FP, dst_slot, R0);
+}

@@ -1,0 +1,117 @@
+//! Program templates: each function here emits one BPF program for a policy's tables.
+//!
+//! The templates do not depend on the policy's rules, only on the shapes of its tables (DFA
+//! sizes, number of rules), which become masks and bounds in the bytecode so the verifier can
+//! prove every table access in bounds.
+
+mod common;
+mod open;
+mod tracking;
+mod verdict;
+
+pub use common::table_size;
+pub use open::SCRATCH_SIZE as OPEN_SCRATCH_SIZE;
+
+use crate::abi::{Attach, DfaShape, ProgramMeta, Role};
+use crate::asm::{Asm, AsmError, Assembled};
+
+/// What the templates need to know about a policy's tables.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub path_dfa: DfaShape,
+    pub cmdline_dfa: DfaShape,
+    pub n_rules: u32,
+    /// Number of u16 entries in the rule-list table.
+    pub rule_list_len: u32,
+}
+
+/// One emitted program with its ELF section and attach point.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub code: Assembled,
+    pub section: String,
+    pub attach: Attach,
+    pub role: Role,
+}
+
+impl Program {
+    fn finish(a: Asm, section: &str, attach: Attach) -> Result<Program, AsmError> {
+        let role = if section.starts_with("tracepoint/") {
+            Role::Enforcement
+        } else {
+            Role::Tracking
+        };
+        Ok(Program {
+            code: a.finish()?,
+            section: section.to_string(),
+            attach,
+            role,
+        })
+    }
+
+    pub fn meta(&self) -> ProgramMeta {
+        ProgramMeta {
+            name: self.code.name.clone(),
+            attach: self.attach.clone(),
+            role: self.role,
+        }
+    }
+}
+
+/// Size of the exec program's per-CPU scratch value (the command-line buffer).
+pub const EXEC_SCRATCH_SIZE: u32 = crate::abi::CMDLINE_MAX as u32;
+
+/// The programs of the tracepoint backend: identity tracking and the open check.
+pub fn tracepoint_backend(p: &Params) -> Result<Vec<Program>, AsmError> {
+    Ok(vec![
+        tracking::exec(p)?,
+        tracking::fork(p)?,
+        tracking::exit(p)?,
+        open::program(p)?,
+    ])
+}
+
+/// The maps every guard object defines, as legacy `bpf_map_def`s.
+pub fn maps() -> Vec<(String, crate::elf::MapDef)> {
+    use crate::abi;
+    use crate::elf::MapDef;
+    const HASH: u32 = 1;
+    const PERCPU_ARRAY: u32 = 6;
+    const RINGBUF: u32 = 27;
+    const NO_PREALLOC: u32 = 1;
+    let def = |map_type, key_size, value_size, max_entries, map_flags| MapDef {
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_flags,
+    };
+    vec![
+        (
+            abi::MAP_TASKS.into(),
+            def(
+                HASH,
+                4,
+                core::mem::size_of::<abi::TaskInfo>() as u32,
+                abi::TASKS_MAX_ENTRIES,
+                NO_PREALLOC,
+            ),
+        ),
+        (
+            abi::MAP_EVENTS.into(),
+            def(RINGBUF, 0, 0, abi::EVENTS_RING_BYTES, 0),
+        ),
+        (
+            abi::MAP_OPEN_SCRATCH.into(),
+            def(PERCPU_ARRAY, 4, OPEN_SCRATCH_SIZE, 1, 0),
+        ),
+        (
+            abi::MAP_EXEC_SCRATCH.into(),
+            def(PERCPU_ARRAY, 4, EXEC_SCRATCH_SIZE, 1, 0),
+        ),
+        (
+            abi::MAP_COUNTERS.into(),
+            def(PERCPU_ARRAY, 4, 8, abi::N_COUNTERS, 0),
+        ),
+    ]
+}

@@ -1,0 +1,245 @@
+//! Judging the rules a path selected, acting on the verdict, and reporting it.
+//!
+//! Combination: every rule whose pattern matches must allow the operation. Among the rules
+//! that refuse it, the most severe action wins (kill > deny > alert); on a tie the rule listed
+//! first (lowest id, i.e. first in the source) is the one reported.
+
+use core::mem::{offset_of, size_of};
+
+use super::Params;
+use super::common::count;
+use super::open::{BUF_MASK, H_FD, H_FLAGS, H_POS, HEADER, PATH_END};
+use crate::abi::{self, Action, Counter, Event, RuleEntry, TaskInfo, Term, event_flags};
+use crate::asm::{
+    Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Size,
+};
+use crate::ktypes::field;
+
+const KEY: i16 = -4;
+const CKEY: i16 = -8;
+const BITS: i16 = -48; // self, anc, pid1: -48, -40, -32
+const BEST: i16 = -56;
+const BEST_RULE: i16 = -64;
+const LEN: i16 = -72;
+
+/// `list` (a callee-saved register) holds the index of the rule list to judge; r6 points at
+/// the open program's scratch value (path buffer and header).
+pub fn judge_and_act(
+    a: &mut Asm,
+    p: &Params,
+    list: crate::asm::Reg,
+    out: Label,
+) -> Result<(), AsmError> {
+    let decided = a.label();
+    a.jmp_imm(Cond::Eq, list, 0, out);
+    a.jmp_imm(Cond::Ge, list, p.rule_list_len as i32, out);
+    a.mov(R7, list);
+
+    a.comment("the task's identity bits; a task guard does not know holds none (fail closed)");
+    let known = a.label();
+    let bits_done = a.label();
+    a.call(Helper::GetCurrentPidTgid);
+    a.stx(Size::W, FP, KEY, R0);
+    a.ld_map(R1, abi::MAP_TASKS);
+    a.mov(R2, FP);
+    a.alu_imm(Alu::Add, R2, i32::from(KEY));
+    a.call(Helper::MapLookupElem);
+    a.jmp_imm(Cond::Ne, R0, 0, known);
+    for w in 0..abi::N_WORDS {
+        a.st(Size::DW, FP, BITS + 8 * w as i16, 0);
+    }
+    a.ldx(Size::DW, R1, R6, H_FLAGS);
+    a.alu_imm(Alu::Or, R1, event_flags::NO_TASK_INFO as i32);
+    a.stx(Size::DW, R6, H_FLAGS, R1);
+    a.jmp(bits_done);
+    a.bind(known);
+    let words = [
+        offset_of!(TaskInfo, self_ids),
+        offset_of!(TaskInfo, anc_ids),
+        offset_of!(TaskInfo, pid1_ids),
+    ];
+    for (w, off) in words.iter().enumerate() {
+        a.ldx(Size::DW, R1, R0, *off as i16);
+        a.stx(Size::DW, FP, BITS + 8 * w as i16, R1);
+    }
+    a.bind(bits_done);
+
+    a.st(Size::DW, FP, BEST, Action::Allow as i32);
+    a.st(Size::DW, FP, BEST_RULE, 0);
+    a.comment("len = lists[list]");
+    a.mov(R2, R7);
+    a.alu_imm(Alu::Lsh, R2, 1);
+    a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
+    a.alu_reg(Alu::Add, R3, R2);
+    a.ldx(Size::H, R1, R3, 0);
+    a.stx(Size::DW, FP, LEN, R1);
+
+    let top = a.label();
+    let next = a.label();
+    a.mov_imm(R9, 0);
+    a.bind(top);
+    a.jmp_imm(Cond::Ge, R9, abi::MAX_RULES_PER_LIST as i32, decided);
+    a.ldx(Size::DW, R1, FP, LEN);
+    a.jmp_reg(Cond::Ge, R9, R1, decided);
+    a.mov(R2, R7);
+    a.alu_reg(Alu::Add, R2, R9);
+    a.alu_imm(Alu::Add, R2, 1);
+    a.jmp_imm(Cond::Ge, R2, p.rule_list_len as i32, decided);
+    a.alu_imm(Alu::Lsh, R2, 1);
+    a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
+    a.alu_reg(Alu::Add, R3, R2);
+    a.ldx(Size::H, R0, R3, 0);
+    a.jmp_imm(Cond::Ge, R0, p.n_rules as i32, next);
+    a.mov(R4, R0);
+    a.alu_imm(Alu::Mul, R4, size_of::<RuleEntry>() as i32);
+    a.ld_data(R3, abi::RODATA_RULES, 0);
+    a.alu_reg(Alu::Add, R4, R3);
+    judge_rule(a, next);
+    a.bind(next);
+    a.alu_imm(Alu::Add, R9, 1);
+    a.jmp(top);
+
+    a.bind(decided);
+    let emit = a.label();
+    a.ldx(Size::DW, R1, FP, BEST);
+    a.jmp_imm(Cond::Eq, R1, Action::Allow as i32, out);
+    count(a, abi::MAP_COUNTERS, Counter::Refused as u32, CKEY);
+    a.ldx(Size::DW, R1, FP, BEST);
+    a.jmp_imm(Cond::Lt, R1, Action::Deny as i32, emit);
+    a.comment("kill (this backend cannot deny: guard-run refuses deny rules here unless told to kill instead)");
+    a.mov_imm(R1, 9);
+    a.call(Helper::SendSignal);
+    a.jmp_imm(Cond::Eq, R0, 0, emit);
+    a.ldx(Size::DW, R1, R6, H_FLAGS);
+    a.alu_imm(Alu::Or, R1, event_flags::KILL_FAILED as i32);
+    a.stx(Size::DW, R6, H_FLAGS, R1);
+    count(a, abi::MAP_COUNTERS, Counter::KillFailed as u32, CKEY);
+    a.bind(emit);
+    emit_event(a, out);
+    Ok(())
+}
+
+/// r4 points at the rule's entry and r0 holds its id. Falls through when the rule refuses
+/// (after recording it as the best refusal so far if it is the most severe), jumps to
+/// `allowed` when one of its terms holds. Uses r1-r3.
+fn judge_rule(a: &mut Asm, allowed: Label) {
+    let refused = a.label();
+    let n_terms = offset_of!(RuleEntry, n_terms) as i16;
+    for t in 0..abi::MAX_TERMS {
+        let fail = a.label();
+        a.ldx(Size::W, R3, R4, n_terms);
+        a.jmp_imm(Cond::Le, R3, t as i32, refused);
+        let term = (offset_of!(RuleEntry, terms) + t * size_of::<Term>()) as i16;
+        for w in 0..abi::N_WORDS {
+            let must = term + (offset_of!(Term, must) + 8 * w) as i16;
+            let must_not = term + (offset_of!(Term, must_not) + 8 * w) as i16;
+            a.ldx(Size::DW, R1, FP, BITS + 8 * w as i16);
+            a.ldx(Size::DW, R2, R4, must);
+            a.mov(R3, R1);
+            a.alu_reg(Alu::And, R3, R2);
+            a.jmp_reg(Cond::Ne, R3, R2, fail);
+            a.ldx(Size::DW, R2, R4, must_not);
+            a.alu_reg(Alu::And, R1, R2);
+            a.jmp_imm(Cond::Ne, R1, 0, fail);
+        }
+        a.jmp(allowed);
+        a.bind(fail);
+    }
+    a.bind(refused);
+    a.ldx(Size::W, R1, R4, offset_of!(RuleEntry, action) as i16);
+    a.ldx(Size::DW, R2, FP, BEST);
+    a.jmp_reg(Cond::Le, R1, R2, allowed);
+    a.stx(Size::DW, FP, BEST, R1);
+    a.stx(Size::DW, FP, BEST_RULE, R0);
+}
+
+/// Reserves an event in the ring buffer, fills it and submits it. r6 = scratch.
+fn emit_event(a: &mut Asm, out: Label) {
+    let o = |off: usize| off as i16;
+    a.ld_map(R1, abi::MAP_EVENTS);
+    a.mov_imm(R2, size_of::<Event>() as i32);
+    a.mov_imm(R3, 0);
+    a.call(Helper::RingbufReserve);
+    let reserved = a.label();
+    a.jmp_imm(Cond::Ne, R0, 0, reserved);
+    count(a, abi::MAP_COUNTERS, Counter::EventsDropped as u32, CKEY);
+    a.jmp(out);
+    a.bind(reserved);
+    a.mov(R7, R0);
+    a.call(Helper::KtimeGetBootNs);
+    a.stx(Size::DW, R7, o(offset_of!(Event, boot_ns)), R0);
+    a.st(
+        Size::W,
+        R7,
+        o(offset_of!(Event, kind)),
+        abi::EVENT_OPEN as i32,
+    );
+    a.ldx(Size::DW, R1, FP, BEST);
+    a.stx(Size::W, R7, o(offset_of!(Event, action)), R1);
+    a.ldx(Size::DW, R1, FP, BEST_RULE);
+    a.stx(Size::W, R7, o(offset_of!(Event, rule)), R1);
+    a.ldx(Size::DW, R1, R6, H_FLAGS);
+    a.stx(Size::W, R7, o(offset_of!(Event, flags)), R1);
+    a.ldx(Size::DW, R1, R6, H_FD);
+    a.stx(Size::W, R7, o(offset_of!(Event, fd)), R1);
+    a.call(Helper::GetCurrentPidTgid);
+    a.stx(Size::W, R7, o(offset_of!(Event, tid)), R0);
+    a.alu_imm(Alu::Rsh, R0, 32);
+    a.stx(Size::W, R7, o(offset_of!(Event, pid)), R0);
+    a.call(Helper::GetCurrentUidGid);
+    a.stx(Size::W, R7, o(offset_of!(Event, uid)), R0);
+    a.alu_imm(Alu::Rsh, R0, 32);
+    a.stx(Size::W, R7, o(offset_of!(Event, gid)), R0);
+    a.call(Helper::GetCurrentTaskBtf);
+    a.mov(R8, R0);
+    a.ldx_field(Size::DW, R1, R8, field("task_struct", &["real_parent"]));
+    a.ldx_field(Size::W, R1, R1, field("task_struct", &["tgid"]));
+    a.stx(Size::W, R7, o(offset_of!(Event, ppid)), R1);
+    a.mov(R1, R7);
+    a.alu_imm(Alu::Add, R1, offset_of!(Event, comm) as i32);
+    a.mov_imm(R2, 16);
+    a.call(Helper::GetCurrentComm);
+
+    a.comment("the command line, as the process laid it out (the process may be gone by the time user space reads the event)");
+    let fits = a.label();
+    a.ldx_field(Size::DW, R1, R8, field("task_struct", &["mm"]));
+    a.ldx_field(Size::DW, R9, R1, field("mm_struct", &["arg_start"]));
+    a.ldx_field(Size::DW, R2, R1, field("mm_struct", &["arg_end"]));
+    a.alu_reg(Alu::Sub, R2, R9);
+    a.jmp_imm(Cond::Le, R2, abi::CMDLINE_MAX as i32, fits);
+    a.ldx(Size::W, R1, R7, o(offset_of!(Event, flags)));
+    a.alu_imm(Alu::Or, R1, event_flags::CMDLINE_TRUNCATED as i32);
+    a.stx(Size::W, R7, o(offset_of!(Event, flags)), R1);
+    a.mov_imm(R2, abi::CMDLINE_MAX as i32);
+    a.bind(fits);
+    a.stx(Size::W, R7, o(offset_of!(Event, cmdline_len)), R2);
+    a.mov(R1, R7);
+    a.alu_imm(Alu::Add, R1, offset_of!(Event, cmdline) as i32);
+    a.mov(R3, R9);
+    a.call(Helper::ProbeReadUser);
+    let cmdline_ok = a.label();
+    a.jmp_imm(Cond::Eq, R0, 0, cmdline_ok);
+    a.st(Size::W, R7, o(offset_of!(Event, cmdline_len)), 0);
+    a.bind(cmdline_ok);
+
+    a.comment("the path, from the walk's buffer");
+    let clamp_done = a.label();
+    a.ldx(Size::DW, R1, R6, H_POS);
+    a.mov_imm(R2, PATH_END);
+    a.alu_reg(Alu::Sub, R2, R1);
+    a.alu_imm(Alu::And, R2, BUF_MASK);
+    a.jmp_imm(Cond::Le, R2, abi::PATH_BUF as i32, clamp_done);
+    a.mov_imm(R2, abi::PATH_BUF as i32);
+    a.bind(clamp_done);
+    a.stx(Size::W, R7, o(offset_of!(Event, path_len)), R2);
+    a.ldx(Size::DW, R3, R6, H_POS);
+    a.alu_imm(Alu::And, R3, BUF_MASK);
+    a.alu_reg(Alu::Add, R3, R6);
+    a.alu_imm(Alu::Add, R3, HEADER);
+    a.mov(R1, R7);
+    a.alu_imm(Alu::Add, R1, offset_of!(Event, path) as i32);
+    a.call(Helper::ProbeReadKernel);
+    a.mov(R1, R7);
+    a.mov_imm(R2, 0);
+    a.call(Helper::RingbufSubmit);
+}

@@ -1,0 +1,131 @@
+//! `guard-run load`: the foreground agent. Loads the policy, reports how it is enforced, and
+//! turns ring-buffer events into Falco-compatible alerts on stdout until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use aya::maps::{MapData, RingBuf};
+use guard_ebpf::abi::{Counter, Event};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::alert;
+use crate::clock::BootClock;
+use crate::loader::{self, Options};
+use crate::object::GuardObject;
+use crate::users::UserNames;
+
+pub fn run_load(path: &Path, json: bool, deny_as_kill: bool) -> Result<()> {
+    let obj = GuardObject::open(path)?;
+    let mut loaded = loader::load(&obj, &Options { deny_as_kill })?;
+    eprintln!(
+        "guard-run: enforcing `{}` ({} rules) with the {} backend; {} running tasks given their identities",
+        obj.meta.source,
+        obj.meta.rules.len(),
+        loaded.backend.as_str(),
+        loaded.seeded
+    );
+    for r in &obj.meta.rules {
+        let effective = match (r.action, deny_as_kill) {
+            (guard_ebpf::abi::Action::Deny, true) => "kill (deny downgraded by --deny-as-kill)",
+            (a, _) => a.as_str(),
+        };
+        eprintln!(
+            "guard-run:   rule {} `{}` (line {}): {effective}",
+            r.id, r.name, r.line
+        );
+    }
+    let ring = loaded.take_events()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the event loop")?;
+    let mut printer = Printer::new(json, obj.meta.rules.clone())?;
+    rt.block_on(event_loop(ring, &mut printer))?;
+    eprintln!(
+        "guard-run: stopping; {} refusals, {} events dropped, {} kills failed, {} paths judged truncated",
+        loaded.counter(Counter::Refused),
+        loaded.counter(Counter::EventsDropped),
+        loaded.counter(Counter::KillFailed),
+        loaded.counter(Counter::PathTruncated),
+    );
+    // Dropping `loaded` detaches every program and frees the maps.
+    drop(loaded);
+    Ok(())
+}
+
+struct Printer {
+    json: bool,
+    clock: BootClock,
+    hostname: String,
+    users: UserNames,
+    rules: Vec<guard_ebpf::abi::RuleMeta>,
+}
+
+impl Printer {
+    fn new(json: bool, rules: Vec<guard_ebpf::abi::RuleMeta>) -> Result<Printer> {
+        Ok(Printer {
+            json,
+            clock: BootClock::now().context("cannot read the clocks")?,
+            hostname: alert::hostname(),
+            users: UserNames::new(),
+            rules,
+        })
+    }
+
+    fn print(&mut self, bytes: &[u8]) {
+        let Some(event) = Event::from_bytes(bytes) else {
+            eprintln!(
+                "guard-run: warning: dropped a malformed event of {} bytes",
+                bytes.len()
+            );
+            return;
+        };
+        let Some(rule) = self.rules.get(event.rule as usize) else {
+            eprintln!(
+                "guard-run: warning: event names unknown rule {}",
+                event.rule
+            );
+            return;
+        };
+        let epoch = self.clock.to_epoch_ns(event.boot_ns);
+        let users = &mut self.users;
+        let rendered = alert::render_event(&event, rule, epoch, &self.hostname, |uid| {
+            users.name(uid).map(str::to_owned)
+        });
+        let line = if self.json {
+            rendered.json
+        } else {
+            rendered.text
+        };
+        let mut out = std::io::stdout().lock();
+        // Alerts are line-buffered for consumers that tail stdout.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+async fn event_loop(ring: RingBuf<MapData>, printer: &mut Printer) -> Result<()> {
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    // SAFETY: the RingBuf owns the map's file descriptor for as long as the AsyncFd lives.
+    let mut fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+        .context("cannot watch the event ring buffer")?;
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => return Ok(()),
+            _ = sigterm.recv() => return Ok(()),
+            guard = fd.readable_mut() => {
+                let mut guard = guard?;
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    printer.print(&item);
+                }
+                guard.clear_ready();
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The workload side: the application in its namespaces, the secret and its rotation, and the
+//! attacker's attempts.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The app of the article: reads the secret on every request (here every 100 ms) and records
+/// how many reads succeeded and failed.
+const APP_PY: &str = r#"
+import os, sys, time
+ok = fail = 0
+status = sys.argv[1] if len(sys.argv) > 1 else os.environ["GUARD_APP_STATUS"]
+while True:
+    try:
+        with open("/mnt/secrets/db-password") as f:
+            if f.read():
+                ok += 1
+            else:
+                fail += 1
+    except OSError:
+        fail += 1
+    with open(status + ".tmp", "w") as s:
+        s.write(f"{ok} {fail}\n")
+    os.replace(status + ".tmp", status)
+    time.sleep(0.1)
+"#;
+
+/// The uid the attacker runs as (`nobody`): not root, like `appuser` in the article.
+pub const ATTACKER_UID: u32 = 65534;
+
+pub struct Scenario {
+    pub dir: PathBuf,
+    secrets: PathBuf,
+    unshare: Child,
+    /// The app's pid in the host's pid namespace.
+    pub app_pid: u32,
+    stop: Arc<AtomicBool>,
+    rotator: Option<JoinHandle<Vec<String>>>,
+}
+
+/// What one attack attempt did.
+#[derive(Debug)]
+pub struct Attempt {
+    pub name: &'static str,
+    pub status: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// The article's seven ways to read the secret, as the attacker types them.
+pub fn attacks() -> Vec<(&'static str, Vec<&'static str>)> {
+    let f = "/mnt/secrets/db-password";
+    vec![
+        ("cat", vec!["cat", f]),
+        ("head", vec!["head", f]),
+        ("dd", vec!["dd", "if=/mnt/secrets/db-password"]),
+        ("awk", vec!["awk", "{print}", f]),
+        ("sed", vec!["sed", "", f]),
+        ("sh -c", vec!["sh", "-c", "cat /mnt/secrets/db-password"]),
+        (
+            "python3 -c",
+            vec![
+                "python3",
+                "-c",
+                "print(open('/mnt/secrets/db-password').read())",
+            ],
+        ),
+    ]
+}
+
+fn run(cmd: &mut Command) -> io::Result<()> {
+    let st = cmd.status()?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("{cmd:?} failed: {st}")))
+    }
+}
+
+impl Scenario {
+    /// Starts the app as PID 1 of new pid and mount namespaces, with cmdline exactly
+    /// `python app.py`, the secret bind-mounted at `/mnt/secrets` from a tmpfs that the
+    /// rotator writes from outside (as the kubelet does).
+    pub fn start(name: &str) -> io::Result<Scenario> {
+        let dir = std::env::temp_dir().join(format!("guard-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let secrets = dir.join("secrets");
+        let bin = dir.join("bin");
+        for d in [&secrets, &bin] {
+            std::fs::create_dir_all(d)?;
+        }
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs"])
+            .arg(&secrets))?;
+        write_secret(&secrets, "initial-secret-0000")?;
+        std::fs::write(dir.join("app.py"), APP_PY)?;
+        let python3 = crate::which("python3").ok_or_else(|| io::Error::other("python3 missing"))?;
+        // The app's argv[0] must be `python`, as in the article; a symlink gives it that name.
+        std::os::unix::fs::symlink(real_python(&python3)?, bin.join("python"))?;
+
+        let script = format!(
+            "mkdir -p /mnt/secrets && mount --bind {secrets} /mnt/secrets && cd {dir} && \
+             GUARD_APP_STATUS={dir}/status PATH={bin}:$PATH exec python app.py",
+            secrets = secrets.display(),
+            dir = dir.display(),
+            bin = bin.display()
+        );
+        let unshare = Command::new("unshare")
+            .args([
+                "--pid",
+                "--mount",
+                "--fork",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+            ])
+            .arg(&script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.join("app.log"))?))
+            .spawn()?;
+        let app_pid = wait_for_child_cmdline(unshare.id(), b"python\0app.py\0")?;
+        let s = Scenario {
+            dir,
+            secrets,
+            unshare,
+            app_pid,
+            stop: Arc::new(AtomicBool::new(false)),
+            rotator: None,
+        };
+        s.wait_for_reads(3, Duration::from_secs(10))?;
+        Ok(s)
+    }
+
+    /// Rotates the secret every `every`, from outside the app's namespaces.
+    pub fn start_rotation(&mut self, every: Duration) {
+        let stop = self.stop.clone();
+        let secrets = self.secrets.clone();
+        self.rotator = Some(std::thread::spawn(move || {
+            let mut written = Vec::new();
+            let mut n = 1u32;
+            while !stop.load(Ordering::Relaxed) {
+                let value = format!("rotated-secret-{n:04}-{:x}", std::process::id());
+                if write_secret(&secrets, &value).is_ok() {
+                    written.push(value);
+                }
+                n += 1;
+                let until = Instant::now() + every;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            written
+        }));
+    }
+
+    /// Every secret value written so far (initial included), to check attackers saw none.
+    pub fn stop_rotation(&mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = vec!["initial-secret-0000".to_string()];
+        if let Some(h) = self.rotator.take() {
+            all.extend(h.join().unwrap_or_default());
+        }
+        all
+    }
+
+    /// `(successful reads, failed reads)` as the app reports them.
+    pub fn app_reads(&self) -> io::Result<(u64, u64)> {
+        let text = std::fs::read_to_string(self.dir.join("status"))?;
+        let mut it = text
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(u64::MAX));
+        Ok((it.next().unwrap_or(0), it.next().unwrap_or(u64::MAX)))
+    }
+
+    pub fn wait_for_reads(&self, more: u64, timeout: Duration) -> io::Result<()> {
+        let start = self.app_reads().map(|r| r.0).unwrap_or(0);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.app_reads().map(|r| r.0).unwrap_or(0) >= start + more {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(io::Error::other(format!(
+            "the app made fewer than {more} reads in {timeout:?}; its log:\n{}",
+            std::fs::read_to_string(self.dir.join("app.log")).unwrap_or_default()
+        )))
+    }
+
+    /// True while the app process is alive with its original command line.
+    pub fn app_alive(&self) -> bool {
+        std::fs::read(format!("/proc/{}/cmdline", self.app_pid))
+            .map(|c| c == b"python\0app.py\0")
+            .unwrap_or(false)
+    }
+
+    /// Enters the app's pid and mount namespaces as the attacker, like `kubectl exec`.
+    pub fn attack(&self, name: &'static str, argv: &[&str]) -> io::Result<Attempt> {
+        let out: Output = Command::new("nsenter")
+            .args(["-t", &self.app_pid.to_string(), "-p", "-m"])
+            .args([
+                "-S",
+                &ATTACKER_UID.to_string(),
+                "-G",
+                &ATTACKER_UID.to_string(),
+            ])
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()?;
+        Ok(Attempt {
+            name,
+            status: out.status.code().or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                out.status.signal().map(|s| 128 + s)
+            }),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // The app is the init of its pid namespace: only SIGKILL reaches it from outside.
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.app_pid as i32, libc::SIGKILL);
+        }
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+        let _ = Command::new("umount").arg(&self.secrets).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Atomic replace, the way Kubernetes' atomic writer updates a projected secret.
+fn write_secret(dir: &Path, value: &str) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = dir.join(".db-password.tmp");
+    std::fs::write(&tmp, value)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(tmp, dir.join("db-password"))
+}
+
+/// `python3` on PATH may be a shim script (pyenv); the app must exec a real interpreter so its
+/// command line is exactly `python app.py`.
+fn real_python(found: &Path) -> io::Result<PathBuf> {
+    for candidate in ["/usr/bin/python3", "/usr/local/bin/python3"] {
+        if Path::new(candidate).exists() {
+            return Ok(PathBuf::from(candidate));
+        }
+    }
+    Ok(found.to_path_buf())
+}
+
+/// Waits for the forked child of `parent` to exec into `cmdline` and returns its pid.
+fn wait_for_child_cmdline(parent: u32, cmdline: &[u8]) -> io::Result<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        for child in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            if std::fs::read(format!("/proc/{child}/cmdline"))
+                .ok()
+                .as_deref()
+                == Some(cmdline)
+            {
+                return Ok(child);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(io::Error::other("the app did not start"))
+}
