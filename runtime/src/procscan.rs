@@ -59,6 +59,8 @@ pub fn normalize_cmdline(raw: &[u8]) -> Option<Vec<u8>> {
 struct Proc {
     ppid: u32,
     ns_init: bool,
+    /// Depth of its pid namespace (entries on `NSpid:` minus one).
+    ns_level: usize,
     /// `None`: command line too long.
     cmdline: Option<Vec<u8>>,
     threads: Vec<u32>,
@@ -108,10 +110,12 @@ fn inherit<M: CmdlineMatcher + ?Sized>(
         let mut chain = vec![start];
         let mut on_chain = HashSet::from([start]);
         let mut inherited = TaskInfo::default();
+        let mut parent_level = None;
         loop {
             let ppid = procs[chain.last().unwrap_or(&start)].ppid;
             if let Some(parent) = done.get(&ppid) {
                 inherited = *parent;
+                parent_level = procs.get(&ppid).map(|p| p.ns_level);
                 break;
             }
             if ppid == 0 || !procs.contains_key(&ppid) || !on_chain.insert(ppid) {
@@ -120,16 +124,28 @@ fn inherit<M: CmdlineMatcher + ?Sized>(
             chain.push(ppid);
         }
         for &pid in chain.iter().rev() {
-            let info = exec_info(&procs[&pid], &inherited, matcher);
+            let p = &procs[&pid];
+            let info = exec_info(p, &inherited, parent_level == Some(p.ns_level), matcher);
             done.insert(pid, info);
             inherited = info;
+            parent_level = Some(p.ns_level);
         }
     }
     done
 }
 
 /// The words the exec program writes for `p`, given what it inherited at fork.
-fn exec_info<M: CmdlineMatcher + ?Sized>(p: &Proc, parent: &TaskInfo, matcher: &M) -> TaskInfo {
+///
+/// INVARIANT (the fork program): a process in another pid namespace than its parent (a new
+/// namespace's init, or one entered from outside with `setns`) does not descend from its
+/// namespace's init through that parent, so it inherits no `pid1` identities.
+fn exec_info<M: CmdlineMatcher + ?Sized>(
+    p: &Proc,
+    parent: &TaskInfo,
+    same_pid_ns: bool,
+    matcher: &M,
+) -> TaskInfo {
+    let inh_pid1 = if same_pid_ns { parent.pid1_ids } else { 0 };
     let self_ids = p.cmdline.as_deref().map_or(0, |c| matcher.identities(c));
     let mut flags = task_flags::FROM_PROC_SCAN;
     if p.ns_init {
@@ -141,9 +157,9 @@ fn exec_info<M: CmdlineMatcher + ?Sized>(p: &Proc, parent: &TaskInfo, matcher: &
     TaskInfo {
         self_ids,
         anc_ids: parent.anc_ids | self_ids,
-        pid1_ids: parent.pid1_ids | if p.ns_init { self_ids } else { 0 },
+        pid1_ids: inh_pid1 | if p.ns_init { self_ids } else { 0 },
         inh_anc: parent.anc_ids,
-        inh_pid1: parent.pid1_ids,
+        inh_pid1,
         flags,
     }
 }
@@ -158,6 +174,7 @@ fn read_proc(dir: &Path, pid: u32) -> Result<Option<Proc>, ScanError> {
         return Ok(None);
     };
     let ns_init = parse_ns_init(&status);
+    let ns_level = parse_ns_level(&status);
     let task = dir.join("task");
     let Some(mut threads) = vanishable(numeric_entries(&task).map_err(|e| e.source), dir)? else {
         return Ok(None);
@@ -188,6 +205,7 @@ fn read_proc(dir: &Path, pid: u32) -> Result<Option<Proc>, ScanError> {
     Ok(Some(Proc {
         ppid,
         ns_init,
+        ns_level,
         cmdline: normalize_cmdline(&raw),
         threads,
     }))
@@ -272,6 +290,14 @@ fn parse_ns_init(status: &[u8]) -> bool {
     last_number("NSpid:")
         .or_else(|| last_number("Pid:"))
         .unwrap_or(false)
+}
+
+/// Depth of the process's pid namespace: entries on the `NSpid:` line minus one (0 without it).
+fn parse_ns_level(status: &[u8]) -> usize {
+    String::from_utf8_lossy(status)
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map_or(0, |v| v.split_ascii_whitespace().count().saturating_sub(1))
 }
 
 #[cfg(test)]
@@ -449,7 +475,8 @@ mod tests {
         let got = scan(&fake.0, &table).unwrap();
 
         let shim = ti(4, 5, 1, 1, 1, SCAN);
-        let app = ti(8, 13, 9, 5, 1, SCAN | INIT);
+        // A new pid namespace's init: the host init's pid1 identities stop at the boundary.
+        let app = ti(8, 13, 8, 5, 0, SCAN | INIT);
         let want = vec![
             (1, ti(1, 1, 1, 0, 0, SCAN | INIT)),
             (2, ti(2, 2, 0, 0, 0, SCAN)),
@@ -459,12 +486,13 @@ mod tests {
             (902, shim),
             (4242, app),
             (4243, app),
-            (4300, ti(16, 29, 9, 13, 9, SCAN)),
-            (4400, ti(32, 61, 9, 29, 9, SCAN)),
-            // Entered from the host (kubectl exec): inherits the shim's words, not the init's.
-            (5000, ti(64, 69, 1, 5, 1, SCAN)),
-            (6000, ti(128, 141, 9, 13, 9, SCAN)),
-            (7000, ti(0, 13, 9, 13, 9, SCAN | TRUNC)),
+            (4300, ti(16, 29, 8, 13, 8, SCAN)),
+            (4400, ti(32, 61, 8, 29, 8, SCAN)),
+            // Entered from the host (kubectl exec): inherits the shim's ancestry, and no pid1
+            // identity at all: it does not descend from its namespace's init.
+            (5000, ti(64, 69, 0, 5, 0, SCAN)),
+            (6000, ti(128, 141, 8, 13, 8, SCAN)),
+            (7000, ti(0, 13, 8, 13, 8, SCAN | TRUNC)),
             // Parent not listed: a root.
             (8100, ti(64, 64, 0, 0, 0, SCAN)),
             (9000, ti(64, 65, 1, 1, 1, SCAN)),

@@ -61,6 +61,37 @@ pub fn which(tool: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Held while a kernel test runs.
+pub struct KernelLock {
+    _thread: std::sync::MutexGuard<'static, ()>,
+    _process: Option<std::fs::File>,
+}
+
+/// Kernel tests load policies into the same hooks and count the alerts they cause, so they run
+/// one at a time: across threads of one test binary (a mutex) and across processes on the
+/// machine, e.g. two checkouts testing at once (an exclusive `flock` on a well-known file).
+pub fn kernel_lock() -> KernelLock {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let thread = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/guard-kernel-tests.lock")
+        .ok();
+    if let Some(f) = &file {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a valid descriptor; blocks until the other holder is done.
+        unsafe {
+            libc::flock(f.as_raw_fd(), libc::LOCK_EX);
+        }
+    }
+    KernelLock {
+        _thread: thread,
+        _process: file,
+    }
+}
+
 /// In CI a missing prerequisite fails the test; elsewhere the test says why it skips.
 /// Returns false when the test should return early.
 pub fn require_kernel_tests(test: &str) -> bool {

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 const APP_PY: &str = r#"
 import os, sys, time
 ok = fail = 0
-status = sys.argv[1] if len(sys.argv) > 1 else os.environ["GUARD_APP_STATUS"]
+status = os.environ["GUARD_APP_STATUS"]
+# A worker forked without exec, as gunicorn or multiprocessing do: same image, same identity.
+if os.fork() == 0:
+    status += "-worker"
 while True:
     try:
         with open("/mnt/secrets/db-password") as f:
@@ -172,7 +175,16 @@ impl Scenario {
 
     /// `(successful reads, failed reads)` as the app reports them.
     pub fn app_reads(&self) -> io::Result<(u64, u64)> {
-        let text = std::fs::read_to_string(self.dir.join("status"))?;
+        self.reads("status")
+    }
+
+    /// The same for the worker the app forked at start.
+    pub fn worker_reads(&self) -> io::Result<(u64, u64)> {
+        self.reads("status-worker")
+    }
+
+    fn reads(&self, file: &str) -> io::Result<(u64, u64)> {
+        let text = std::fs::read_to_string(self.dir.join(file))?;
         let mut it = text
             .split_whitespace()
             .map(|v| v.parse::<u64>().unwrap_or(u64::MAX));
@@ -201,25 +213,23 @@ impl Scenario {
             .unwrap_or(false)
     }
 
-    /// Enters the app's pid and mount namespaces as the attacker, like `kubectl exec`.
+    /// The command that enters the app's pid and mount namespaces as the attacker, like
+    /// `kubectl exec`.
+    pub fn attacker(&self, argv: &[&str]) -> Command {
+        let uid = ATTACKER_UID.to_string();
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.app_pid.to_string(), "-p", "-m"])
+            .args(["-S", &uid, "-G", &uid])
+            .args(argv);
+        cmd
+    }
+
+    /// Runs one attack to completion.
     pub fn attack(&self, name: &'static str, argv: &[&str]) -> io::Result<Attempt> {
-        let out: Output = Command::new("nsenter")
-            .args(["-t", &self.app_pid.to_string(), "-p", "-m"])
-            .args([
-                "-S",
-                &ATTACKER_UID.to_string(),
-                "-G",
-                &ATTACKER_UID.to_string(),
-            ])
-            .args(argv)
-            .stdin(Stdio::null())
-            .output()?;
+        let out: Output = self.attacker(argv).stdin(Stdio::null()).output()?;
         Ok(Attempt {
             name,
-            status: out.status.code().or_else(|| {
-                use std::os::unix::process::ExitStatusExt;
-                out.status.signal().map(|s| 128 + s)
-            }),
+            status: shell_status(out.status),
             stdout: out.stdout,
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
@@ -239,6 +249,13 @@ impl Drop for Scenario {
         let _ = Command::new("umount").arg(&self.secrets).status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The status as a shell reports it: the exit code, or 128 + the signal that killed it
+/// (`nsenter` re-raises the signal its child died of).
+pub fn shell_status(status: std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or_else(|| status.signal().map(|s| 128 + s))
 }
 
 /// Atomic replace, the way Kubernetes' atomic writer updates a projected secret.

@@ -1,10 +1,12 @@
 //! Acceptance test of the seed policy on this machine's kernel (root; runs in CI): the
 //! article's Part 2 attacks against the article's Part 9 policy.
 
+use std::io::Write;
+use std::process::Stdio;
 use std::time::Duration;
 
 use guard_tests::agent::{self, Agent};
-use guard_tests::scenario::{Scenario, attacks};
+use guard_tests::scenario::{Scenario, attacks, shell_status};
 use serde_json::Value;
 
 #[test]
@@ -12,6 +14,7 @@ fn attacker_is_killed_before_reading_the_secret_and_the_app_keeps_working() {
     if !guard_tests::require_kernel_tests("secrets scenario") {
         return;
     }
+    let _kernel = guard_tests::kernel_lock();
     let object = agent::temp_object("secrets");
     agent::compile(&guard_tests::secrets_policy(), &object).expect("the seed policy compiles");
 
@@ -55,6 +58,9 @@ fn attacker_is_killed_before_reading_the_secret_and_the_app_keeps_working() {
     assert!(scenario.app_alive(), "the app was killed");
     let (reads, fails) = scenario.app_reads().expect("app status");
     assert_eq!(fails, 0, "the app had failed reads");
+    let (worker_reads, worker_fails) = scenario.worker_reads().expect("worker status");
+    assert_eq!(worker_fails, 0, "the app's forked worker had failed reads");
+    assert!(worker_reads > 0);
     assert!(
         reads >= reads_before + 20,
         "the app stopped reading: {reads_before} -> {reads}"
@@ -102,6 +108,72 @@ fn attacker_is_killed_before_reading_the_secret_and_the_app_keeps_working() {
         !after.stdout.is_empty(),
         "after unload the file is readable again"
     );
+    let _ = std::fs::remove_file(object);
+}
+
+/// Processes that were running before `guard-run` started are judged by the identity the
+/// `/proc` scan gave them: the app's forked worker keeps reading, and an attacker's process
+/// that was already waiting inside the namespaces is killed when it opens the secret.
+#[test]
+fn processes_started_before_the_agent_are_judged_by_their_identity() {
+    if !guard_tests::require_kernel_tests("pre-existing processes") {
+        return;
+    }
+    let _kernel = guard_tests::kernel_lock();
+    let object = agent::temp_object("preexisting");
+    agent::compile(&guard_tests::secrets_policy(), &object).expect("the seed policy compiles");
+    let scenario = Scenario::start("preexisting").expect("the app starts");
+
+    // The attacker's interpreter starts, and waits, before the agent exists.
+    let mut lurker = scenario
+        .attacker(&[
+            "python3",
+            "-c",
+            "import sys; sys.stdin.readline(); print(open('/mnt/secrets/db-password').read())",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nsenter runs");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let agent = Agent::start(&object, &["--json"], false).expect("guard-run loads the policy");
+    let (_, worker_fails_before) = scenario.worker_reads().expect("worker status");
+    lurker
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(b"go\n")
+        .expect("the lurker reads its stdin");
+    let out = lurker.wait_with_output().expect("the lurker ends");
+    assert_eq!(
+        shell_status(out.status),
+        Some(137),
+        "the pre-existing attacker was not killed: {out:?}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "it printed {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    scenario
+        .wait_for_reads(10, Duration::from_secs(10))
+        .expect("the app keeps reading");
+    let (_, app_fails) = scenario.app_reads().expect("app status");
+    let (worker_reads, worker_fails) = scenario.worker_reads().expect("worker status");
+    assert_eq!((app_fails, worker_fails, worker_fails_before), (0, 0, 0));
+    assert!(worker_reads > 0);
+    let alerts = agent.wait_alerts(1, Duration::from_secs(5));
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].contains("\"proc.name\":\"python3\""),
+        "{}",
+        alerts[0]
+    );
+    let (status, _, _) = agent.stop().expect("guard-run stops");
+    assert!(status.success());
     let _ = std::fs::remove_file(object);
 }
 

@@ -15,6 +15,7 @@ fn main() {
         eprintln!("guard-demo: {why}");
         std::process::exit(2);
     }
+    let _kernel = guard_tests::kernel_lock();
     let json = std::env::args().any(|a| a == "--json");
     let object = agent::temp_object("demo");
     let policy = guard_tests::secrets_policy();
