@@ -2,8 +2,18 @@
 //! practical DFA minimization" (IPL 112, 2012): refinable partitions of the
 //! states ("blocks") and of the transitions ("cords"), O(m log n).
 //!
-//! The input DFA must be complete (every state has a transition on every
-//! class); that makes it sound to never use block 0 as a splitter.
+//! Transitions into the dead state 0 are left out (a partial DFA: fewer
+//! transitions to refine). That is sound: the initial cords are whole labels
+//! and are processed as splitters, which separates states that have an
+//! `a`-transition from states that have none; and with deterministic
+//! transitions, stability under a processed cord and under its smaller split
+//! half implies stability under the other half, so block 0 of the initial
+//! partition never needs to be a splitter. The result is the coarsest
+//! partition where same-block states have the same label and, per class,
+//! either no transition or transitions into the same block. It is the
+//! language equivalence provided no state other than 0 is equivalent to the
+//! dead state — true for subset construction over this NFA, where every NFA
+//! state can reach an accepting one (checked by the minimality tests).
 
 /// A refinable partition of `0..n`.
 struct Partition {
@@ -101,15 +111,14 @@ impl Partition {
     }
 }
 
-/// Coarsest partition of the states of the complete DFA `trans`
-/// (`n_states * k`, row-major) that refines `label` and is compatible with
-/// the transitions. Returns the block of every state.
+/// Coarsest partition of the states of the DFA `trans` (`n_states * k`,
+/// row-major, state 0 dead) that refines `label` and is compatible with the
+/// transitions. Returns the block of every state.
 pub(crate) fn minimize(k: usize, trans: &[u32], label: &[u32]) -> Vec<u32> {
     let n = label.len();
     if n == 0 || k == 0 {
         return vec![0; n];
     }
-    let m = n * k;
 
     // Initial blocks: states grouped by label, largest group first (it is
     // the one never used as a splitter).
@@ -137,36 +146,49 @@ pub(crate) fn minimize(k: usize, trans: &[u32], label: &[u32]) -> Vec<u32> {
     }
     let mut blocks = Partition::new(elems, &bounds);
 
-    // Initial cords: transitions (t = state * k + class) grouped by class.
-    let mut elems = Vec::with_capacity(m);
+    // Transitions into a live state, label-major: `tail[t]`, and the
+    // initial cords (one per class) are contiguous ranges of `t`.
+    let mut tail: Vec<u32> = Vec::new();
+    let mut head: Vec<u32> = Vec::new();
     let mut bounds = Vec::with_capacity(k);
     for c in 0..k {
-        elems.extend((0..n).map(|s| (s * k + c) as u32));
-        bounds.push(elems.len() as u32);
+        for s in 0..n {
+            let h = trans[s * k + c];
+            if h != 0 {
+                tail.push(s as u32);
+                head.push(h);
+            }
+        }
+        if bounds.last().copied().unwrap_or(0) != tail.len() as u32 {
+            bounds.push(tail.len() as u32);
+        }
     }
-    let mut cords = Partition::new(elems, &bounds);
+    let m = tail.len();
+    let mut cords = Partition::new((0..m as u32).collect(), &bounds);
 
     // Transitions by head state.
     let mut in_off = vec![0u32; n + 1];
-    for &h in trans {
+    for &h in &head {
         in_off[h as usize + 1] += 1;
     }
     for q in 0..n {
         in_off[q + 1] += in_off[q];
     }
-    let mut fill = in_off.clone();
     let mut incoming = vec![0u32; m];
-    for (t, &h) in trans.iter().enumerate() {
-        incoming[fill[h as usize] as usize] = t as u32;
-        fill[h as usize] += 1;
+    {
+        let mut fill = in_off.clone();
+        for (t, &h) in head.iter().enumerate() {
+            incoming[fill[h as usize] as usize] = t as u32;
+            fill[h as usize] += 1;
+        }
     }
-    drop(fill);
+    drop(head);
 
     let mut b = 1;
     let mut c = 0;
     while c < cords.len() {
         for &t in cords.members(c) {
-            blocks.mark(t / k as u32);
+            blocks.mark(tail[t as usize]);
         }
         blocks.split();
         c += 1;

@@ -1,7 +1,8 @@
 //! Glob patterns → minimised DFA → [`DfaTable`] for the BPF programs.
 //!
-//! Pipeline: [`parse_glob`] each pattern → one epsilon-NFA (a chain per
-//! pattern, edges over byte sets; reversed when asked) → byte classes of the
+//! Pipeline: [`parse_glob`] each pattern → one epsilon-NFA (a trie over the
+//! patterns' items, read last to first when reversed; edges over byte sets)
+//! → byte classes of the
 //! NFA's edge sets → subset construction over those classes → Hopcroft
 //! minimisation (states start partitioned by accept tag set) → renumbering
 //! (dead = 0, start = 1, the rest in breadth-first order over classes) →
@@ -156,7 +157,7 @@ impl Dfa {
 /// recognises the reversed inputs: run over the bytes of an input last to
 /// first, it accepts exactly the tags whose (forward) pattern matches it.
 pub fn build(patterns: &[PatternSpec], reversed: bool) -> Result<Dfa, DfaError> {
-    let mut builder = nfa::Builder::default();
+    let mut builder = nfa::Builder::new(reversed);
     for (index, p) in patterns.iter().enumerate() {
         if p.tag >= MAX_TAG {
             return Err(DfaError::TagOutOfRange { index, tag: p.tag });
@@ -168,7 +169,7 @@ pub fn build(patterns: &[PatternSpec], reversed: bool) -> Result<Dfa, DfaError> 
         })?;
         builder.add(&items, p.tag);
     }
-    let nfa = builder.finish(reversed);
+    let nfa = builder.finish();
     let classes = nfa::classes(&nfa.sets);
     let mut sets = SetInterner::default();
     let raw = subset::determinize(&nfa, &classes, &mut sets)

@@ -59,22 +59,55 @@ impl Nfa {
     }
 }
 
-/// Builds one NFA out of many patterns: each pattern is a chain of states
-/// from its own first state to its own accepting state.
-#[derive(Default)]
+/// A trie edge: one glob item, or the epsilon edge to a pattern's accepting
+/// leaf.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Step {
+    Item(GlobItem),
+    Accept(u32),
+}
+
+/// Builds one NFA out of many patterns, as a trie over their item sequences
+/// (read last to first when `reversed`): patterns with a common prefix share
+/// its states, so e.g. the leading `.*` of thousands of reversed `/x{i}/**`
+/// patterns is a single NFA state instead of thousands that stay live in
+/// every subset.
+///
+/// Trie node N = "matched item prefix P": only N's own item edges leave it.
+/// A `*` therefore gets its own node (entered by epsilon, with the
+/// self-loop), so sharing P with a pattern that continues differently does
+/// not add the loop to that pattern.
 pub(crate) struct Builder {
+    reversed: bool,
     n: u32,
     /// `(from, set id, to)`
     edges: Vec<(u32, u32, u32)>,
     eps: Vec<(u32, u32)>,
+    tag: Vec<u32>,
     set_ids: HashMap<ByteSet, u32, FxBuild>,
     sets: Vec<ByteSet>,
-    /// `(first, last, tag)` per pattern.
-    fragments: Vec<(u32, u32, u32)>,
+    children: HashMap<(u32, Step), u32, FxBuild>,
 }
 
 impl Builder {
+    /// The root (start) state is state 0.
+    pub fn new(reversed: bool) -> Self {
+        let mut b = Builder {
+            reversed,
+            n: 0,
+            edges: Vec::new(),
+            eps: Vec::new(),
+            tag: Vec::new(),
+            set_ids: HashMap::default(),
+            sets: Vec::new(),
+            children: HashMap::default(),
+        };
+        b.state();
+        b
+    }
+
     fn state(&mut self) -> u32 {
+        self.tag.push(NO_TAG);
         self.n += 1;
         self.n - 1
     }
@@ -92,75 +125,70 @@ impl Builder {
         self.edges.push((from, id, to));
     }
 
-    pub fn add(&mut self, items: &[GlobItem], tag: u32) {
-        let first = self.state();
-        let mut cur = first;
-        for item in items {
-            match *item {
-                GlobItem::Byte(b) => {
-                    let next = self.state();
-                    self.edge(cur, singleton(b), next);
-                    cur = next;
-                }
-                GlobItem::One { cross_slash } => {
-                    let next = self.state();
-                    self.edge(cur, if cross_slash { ANY } else { not_slash() }, next);
-                    cur = next;
-                }
-                // A self-loop is safe: `cur` is only entered after the
-                // items before this one, and only items after it leave it.
-                GlobItem::Run { cross_slash } => {
-                    self.edge(cur, if cross_slash { ANY } else { not_slash() }, cur);
-                }
-                // (.*/)? — the empty string or anything ending in `/`.
-                GlobItem::Dirs => {
-                    let inner = self.state();
-                    let next = self.state();
-                    self.eps.push((cur, next));
+    /// The trie child of `cur` along `step`, creating its states and edges.
+    fn child(&mut self, cur: u32, step: Step) -> u32 {
+        if let Some(&next) = self.children.get(&(cur, step)) {
+            return next;
+        }
+        let next = self.state();
+        let slash = |cross: bool| if cross { ANY } else { not_slash() };
+        match step {
+            Step::Item(GlobItem::Byte(b)) => self.edge(cur, singleton(b), next),
+            Step::Item(GlobItem::One { cross_slash }) => self.edge(cur, slash(cross_slash), next),
+            Step::Item(GlobItem::Run { cross_slash }) => {
+                self.eps.push((cur, next));
+                self.edge(next, slash(cross_slash), next);
+            }
+            // Forward (.*/)?, reversed (/.*)?: the empty string, or any
+            // string ending (reversed: starting) with `/`.
+            Step::Item(GlobItem::Dirs) => {
+                let inner = self.state();
+                self.eps.push((cur, next));
+                if self.reversed {
+                    self.edge(cur, singleton(b'/'), inner);
+                    self.edge(inner, ANY, inner);
+                    self.eps.push((inner, next));
+                } else {
                     self.eps.push((cur, inner));
                     self.edge(inner, ANY, inner);
                     self.edge(inner, singleton(b'/'), next);
-                    cur = next;
                 }
             }
+            Step::Accept(tag) => {
+                self.eps.push((cur, next));
+                self.tag[next as usize] = tag;
+            }
         }
-        self.fragments.push((first, cur, tag));
+        self.children.insert((cur, step), next);
+        next
     }
 
-    /// The NFA of the union of all added patterns, or of the reversed
-    /// language of that union.
-    pub fn finish(self, reversed: bool) -> Nfa {
+    pub fn add(&mut self, items: &[GlobItem], tag: u32) {
+        let mut cur = 0;
+        if self.reversed {
+            for item in items.iter().rev() {
+                cur = self.child(cur, Step::Item(*item));
+            }
+        } else {
+            for item in items {
+                cur = self.child(cur, Step::Item(*item));
+            }
+        }
+        self.child(cur, Step::Accept(tag));
+    }
+
+    /// The NFA of the union of all added patterns (or of their reversals).
+    pub fn finish(self) -> Nfa {
         let n = self.n as usize;
-        let mut tag = vec![NO_TAG; n];
-        let mut starts = Vec::with_capacity(self.fragments.len());
-        let mut edges = self.edges;
-        let mut eps = self.eps;
-        for &(first, last, t) in &self.fragments {
-            let (start, accept) = if reversed {
-                (last, first)
-            } else {
-                (first, last)
-            };
-            starts.push(start);
-            tag[accept as usize] = t;
-        }
-        if reversed {
-            for e in &mut edges {
-                *e = (e.2, e.1, e.0);
-            }
-            for e in &mut eps {
-                *e = (e.1, e.0);
-            }
-        }
-        let (edge_off, edges) = csr(n, &edges, |e| (e.0, (e.1, e.2)));
-        let (eps_off, eps) = csr(n, &eps, |e| (e.0, e.1));
+        let (edge_off, edges) = csr(n, &self.edges, |e| (e.0, (e.1, e.2)));
+        let (eps_off, eps) = csr(n, &self.eps, |e| (e.0, e.1));
         Nfa {
             edge_off,
             edges,
             eps_off,
             eps,
-            tag,
-            starts,
+            tag: self.tag,
+            starts: vec![0],
             sets: self.sets,
         }
     }

@@ -1,10 +1,11 @@
 //! Subset construction over byte classes.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 use super::nfa::{Classes, NO_TAG, Nfa};
-use super::{FxBuild, SetInterner};
+use super::{FxBuild, FxHasher, SetInterner};
 
 /// A complete DFA over byte classes, before minimisation. State 0 is the
 /// empty NFA set (dead); the start state is `start` (1, or 0 if the start
@@ -85,6 +86,7 @@ pub(crate) fn determinize(
     let mut accept: Vec<u32> = Vec::new();
     let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); k];
     let mut touched: Vec<u32> = Vec::new();
+    let mut keyed: Vec<(u64, u32)> = Vec::new();
     let mut tags: Vec<u32> = Vec::new();
     let mut i = 0;
     while i < pending.len() {
@@ -110,19 +112,39 @@ pub(crate) fn determinize(
         accept.push(tag_sets.intern(&tags));
         let row = trans.len();
         trans.resize(row + k, 0);
-        for c in touched.drain(..) {
-            let next: Rc<[u32]> = Rc::from(closure.of(nfa, &buckets[c as usize]));
-            buckets[c as usize].clear();
-            let id = match ids.get(&next) {
-                Some(&id) => id,
-                None => {
-                    let id = pending.len() as u32;
-                    ids.insert(next.clone(), id);
-                    pending.push(next);
-                    id
+        // Classes with identical buckets (common: every class but one or
+        // two follows the same loops) share one closure and lookup; equal
+        // buckets have equal hashes, so they end up adjacent.
+        keyed.clear();
+        keyed.extend(touched.iter().map(|&c| {
+            let mut h = FxHasher::default();
+            buckets[c as usize].hash(&mut h);
+            (h.finish(), c)
+        }));
+        keyed.sort_unstable();
+        let mut prev: Option<(u64, u32, u32)> = None; // (hash, class, state id)
+        for &(h, c) in &keyed {
+            let id = match prev {
+                Some((ph, p, id)) if ph == h && buckets[p as usize] == buckets[c as usize] => id,
+                _ => {
+                    let next = closure.of(nfa, &buckets[c as usize]);
+                    match ids.get(next.as_slice()) {
+                        Some(&id) => id,
+                        None => {
+                            let id = pending.len() as u32;
+                            let next: Rc<[u32]> = Rc::from(next);
+                            ids.insert(next.clone(), id);
+                            pending.push(next);
+                            id
+                        }
+                    }
                 }
             };
             trans[row + c as usize] = id;
+            prev = Some((h, c, id));
+        }
+        for c in touched.drain(..) {
+            buckets[c as usize].clear();
         }
         if pending.len() > MAX_RAW_STATES || pending.len().saturating_mul(k) > MAX_RAW_TRANSITIONS {
             return Err(pending.len());
