@@ -4,38 +4,77 @@
 //! patterns are well-formed, limits are respected. Later passes may rely on
 //! that and need no error paths for user mistakes.
 
+use crate::diag::Diagnostic;
 use crate::span::Span;
 
+/// A checked policy. INVARIANT: every [`Span`] in it points into the
+/// checked file itself: where the thing is written if it is written there,
+/// otherwise (a list item or macro from an imported module) the place in
+/// the checked file that refers to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pub rules: Vec<Rule>,
+    /// Warnings found while checking (severity [`crate::diag::Severity::Warning`]);
+    /// they do not stop compilation unless the user asks for that.
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
-    /// `"guard "` followed by the patterns' source text joined by spaces,
-    /// e.g. `guard /mnt/secrets/*`. Shown in alerts as `rule.name`.
+    /// The name given with `rule "NAME"`, or by default `"guard "` followed
+    /// by the operation keyword (if written) and the objects' source text
+    /// joined by spaces, e.g. `guard read /mnt/secrets/*`. Shown in alerts
+    /// as `rule.name`.
     pub name: String,
-    /// The whole rule.
+    /// The rule from `guard` to its last token.
     pub span: Span,
     /// 1-based position of the `guard` keyword.
     pub line: u32,
     pub column: u32,
-    /// INVARIANT: non-empty.
-    pub patterns: Vec<PathPattern>,
+    pub operation: Operation,
+    /// Lists expanded, in order, duplicates removed. INVARIANT: non-empty.
+    pub objects: Vec<Object>,
+    /// Macros expanded. INVARIANT: at most [`MAX_SUBJECT_NODES`] nodes.
     pub subject: Subject,
     pub enforce: Enforce,
     /// INVARIANT: if `enforce` is [`Enforce::None`] the rule was written
     /// with an explicit `alert` clause (`alert.span` is `Some`).
     pub alert: Alert,
+    /// Duplicates removed, order kept; each non-empty.
+    pub tags: Vec<String>,
 }
 
-/// A validated path pattern: absolute, no empty, `.` or `..` components,
-/// `**` only as a whole component, no trailing `/`, at most
-/// [`MAX_PATTERN_LEN`] bytes, no NUL.
+/// What a rule guards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// A file is opened, in any mode (the default).
+    Open,
+    /// A file is opened for reading.
+    Read,
+    /// A file is opened for writing, including creation and truncation.
+    Write,
+    /// A program is executed.
+    Exec,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Open => "open",
+            Operation::Read => "read",
+            Operation::Write => "write",
+            Operation::Exec => "exec",
+        }
+    }
+}
+
+/// A validated path pattern (Path-mode glob): absolute, no empty, `.` or
+/// `..` components, `**` only as a whole component, no trailing `/`, at
+/// most [`MAX_PATTERN_LEN`] bytes, no NUL. A program name `"curl"` of an
+/// `exec` rule is already the pattern `/**/curl`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathPattern {
-    pub text: String,
+pub struct Object {
+    pub pattern: String,
     pub span: Span,
 }
 
@@ -46,13 +85,64 @@ pub const MAX_PATTERN_LEN: usize = 4095;
 /// compares against (one byte is kept for the terminating NUL).
 pub const MAX_CMDLINE_LEN: usize = 255;
 
+/// The kernel's `TASK_COMM_LEN` (16) minus the terminating NUL: longer
+/// process names are truncated, so a longer `name()` could never match.
+pub const MAX_PROCESS_NAME_LEN: usize = 15;
+
+/// The largest `uid()`: `u32::MAX` is `(uid_t)-1`, "no user".
+pub const MAX_UID: u32 = u32::MAX - 1;
+
+/// The most nodes (atoms, `and`, `or`, `not`) a rule's subject may have
+/// once macros are expanded. INVARIANT: bounds the depth of every
+/// [`Subject`], and so the recursion depth of every pass over subjects
+/// (lowering, printing, dropping).
+pub const MAX_SUBJECT_NODES: usize = 1024;
+
+/// A condition on the process performing the operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Subject {
-    /// `ancestor(which, "cmdline")`: the command line is the process's
-    /// argv joined by single spaces, compared exactly.
+    /// `ancestor(which, "cmdline")`: the command line (argv joined by
+    /// single spaces) of the pid-namespace init (`pid1`), or of the process
+    /// itself or any ancestor (`any`), is exactly `cmdline`.
     Ancestor {
         which: Which,
         cmdline: String,
+        span: Span,
+    },
+    /// `image(which, "cmdline")`: the process runs that process's image: it
+    /// is that process, or was forked from it without an exec since.
+    Image {
+        which: Which,
+        cmdline: String,
+        span: Span,
+    },
+    /// `cmdline("glob")`: the process's own command line matches a
+    /// Text-mode glob (`*`, `?`, `\x`). At most [`MAX_CMDLINE_LEN`] bytes,
+    /// non-empty, no unfinished escape.
+    Cmdline {
+        pattern: String,
+        span: Span,
+    },
+    /// `name(…)`: the process name is one of these (each 1..=15 bytes, no
+    /// `/`; deduplicated, non-empty).
+    Name {
+        names: Vec<String>,
+        span: Span,
+    },
+    /// `exe(…)`: the executable's resolved path matches one of these path
+    /// patterns (validated like [`Object::pattern`]; deduplicated,
+    /// non-empty).
+    Exe {
+        patterns: Vec<String>,
+        span: Span,
+    },
+    /// `uid(n)`: the real uid is `n` (at most [`MAX_UID`]).
+    Uid {
+        uid: u32,
+        span: Span,
+    },
+    /// `tty`: the process has a controlling terminal.
+    Tty {
         span: Span,
     },
     And(Box<Subject>, Box<Subject>),
@@ -60,7 +150,8 @@ pub enum Subject {
     Not(Box<Subject>),
 }
 
-/// Which ancestors `ancestor` looks at.
+/// Which process `ancestor` and `image` look at: the pid namespace's init,
+/// or the process itself and any of its ancestors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Which {
     /// The container's (or system's) first process.
@@ -230,20 +321,40 @@ impl std::fmt::Display for Subject {
 }
 
 impl Subject {
-    /// Precedence levels: 0 = `or`, 1 = `and`, 2 = `not` / call.
+    /// The number of nodes (atoms and operators).
+    pub fn size(&self) -> usize {
+        match self {
+            Subject::And(a, b) | Subject::Or(a, b) => 1 + a.size() + b.size(),
+            Subject::Not(a) => 1 + a.size(),
+            _ => 1,
+        }
+    }
+
+    /// Precedence levels: 0 = `or`, 1 = `and`, 2 = `not` / atom.
     fn write(&self, f: &mut std::fmt::Formatter<'_>, min: u8) -> std::fmt::Result {
         let (level, open) = match self {
             Subject::Or(..) => (0, min > 0),
             Subject::And(..) => (1, min > 1),
-            Subject::Not(_) | Subject::Ancestor { .. } => (2, false),
+            _ => (2, false),
         };
         if open {
             f.write_str("(")?;
         }
+        let quoted = |items: &[String]| items.iter().map(|s| quote(s)).collect::<Vec<_>>();
         match self {
             Subject::Ancestor { which, cmdline, .. } => {
                 write!(f, "ancestor({}, {})", which.as_str(), quote(cmdline))?;
             }
+            Subject::Image { which, cmdline, .. } => {
+                write!(f, "image({}, {})", which.as_str(), quote(cmdline))?;
+            }
+            Subject::Cmdline { pattern, .. } => write!(f, "cmdline({})", quote(pattern))?,
+            Subject::Name { names, .. } => write!(f, "name({})", quoted(names).join(", "))?,
+            Subject::Exe { patterns, .. } => {
+                write!(f, "exe({})", quoted(patterns).join(", "))?;
+            }
+            Subject::Uid { uid, .. } => write!(f, "uid({uid})")?,
+            Subject::Tty { .. } => f.write_str("tty")?,
             // Left-associative: the right operand needs one level more.
             Subject::Or(a, b) | Subject::And(a, b) => {
                 a.write(f, level)?;
@@ -305,6 +416,45 @@ mod tests {
         assert_eq!(
             nested.to_string(),
             r#"ancestor(any, "a") or (ancestor(any, "b") or ancestor(any, "c"))"#
+        );
+        assert_eq!(nested.size(), 5);
+    }
+
+    #[test]
+    fn every_atom_prints_as_written() {
+        let span = Span::default();
+        let atoms = [
+            Subject::Image {
+                which: Which::Pid1,
+                cmdline: "x".into(),
+                span,
+            },
+            Subject::Cmdline {
+                pattern: "python *".into(),
+                span,
+            },
+            Subject::Name {
+                names: vec!["sh".into(), "bash".into()],
+                span,
+            },
+            Subject::Exe {
+                patterns: vec!["/usr/bin/*".into()],
+                span,
+            },
+            Subject::Uid { uid: 0, span },
+            Subject::Tty { span },
+        ];
+        let printed: Vec<String> = atoms.iter().map(Subject::to_string).collect();
+        assert_eq!(
+            printed,
+            [
+                r#"image(pid1, "x")"#,
+                r#"cmdline("python *")"#,
+                r#"name("sh", "bash")"#,
+                r#"exe("/usr/bin/*")"#,
+                "uid(0)",
+                "tty"
+            ]
         );
     }
 }

@@ -4,11 +4,14 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::checked;
 use crate::codegen;
 use crate::diag::{self, Diagnostic};
+use crate::fmt::format_source;
 use crate::frontend;
+use crate::lower::LowerWarning;
 use crate::span::Span;
 
 #[derive(Parser)]
@@ -34,9 +37,8 @@ enum Command {
         /// Also print the generated programs: `asm` writes annotated BPF assembly to stdout.
         #[arg(long, value_enum)]
         emit: Option<Emit>,
-        /// How to print diagnostics.
-        #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
-        message_format: MessageFormat,
+        #[command(flatten)]
+        diagnostics: DiagnosticArgs,
         /// Print table sizes and timing to stderr.
         #[arg(long)]
         stats: bool,
@@ -45,9 +47,43 @@ enum Command {
     Check {
         #[arg(required = true)]
         policies: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
-        message_format: MessageFormat,
+        #[command(flatten)]
+        diagnostics: DiagnosticArgs,
     },
+    /// Print policies in canonical layout (comments kept); refuses files with syntax errors.
+    Fmt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print nothing; exit with status 1 if a file is not in canonical layout.
+        #[arg(long, conflicts_with = "write")]
+        check: bool,
+        /// Rewrite the files in place instead of printing them.
+        #[arg(long)]
+        write: bool,
+    },
+}
+
+/// How the front end runs and reports.
+#[derive(Args)]
+struct DiagnosticArgs {
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    message_format: MessageFormat,
+    /// Fail (exit status 1) when there are warnings.
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Take `import`ed modules from DIR/NAME.grd instead of the standard library built into
+    /// guardc.
+    #[arg(long, value_name = "DIR")]
+    stdlib_dir: Option<PathBuf>,
+}
+
+impl DiagnosticArgs {
+    fn options(&self) -> frontend::Options {
+        frontend::Options {
+            stdlib_dir: self.stdlib_dir.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -68,27 +104,87 @@ pub fn run(cli: Cli) -> i32 {
             policy,
             output,
             emit,
-            message_format,
+            diagnostics,
             stats,
-        } => compile(&policy, &output, emit, message_format, stats),
+        } => compile(&policy, &output, emit, &diagnostics, stats),
         Command::Check {
             policies,
-            message_format,
+            diagnostics,
         } => {
             let mut status = 0;
             for p in &policies {
-                let Some((name, source)) = read_policy(p) else {
+                if check(p, &diagnostics).is_none() {
                     status = 1;
-                    continue;
-                };
-                if let Err(d) = frontend::check_source(&name, &source) {
-                    report(&name, &source, &d, message_format);
+                }
+            }
+            status
+        }
+        Command::Fmt {
+            files,
+            check,
+            write,
+        } => {
+            let mut status = 0;
+            for f in &files {
+                if !fmt(f, check, write) {
                     status = 1;
                 }
             }
             status
         }
     }
+}
+
+/// Reads and checks a policy, reporting errors and warnings; `None` if it
+/// fails (or has warnings and they are denied).
+fn check(path: &Path, args: &DiagnosticArgs) -> Option<(String, String, checked::Policy)> {
+    let (name, source) = read_policy(path)?;
+    match frontend::check_source_with(&name, &source, &args.options()) {
+        Ok(policy) => {
+            report(&name, &source, &policy.warnings, args.message_format);
+            if args.deny_warnings && !policy.warnings.is_empty() {
+                return None;
+            }
+            Some((name, source, policy))
+        }
+        Err(d) => {
+            report(&name, &source, &d, args.message_format);
+            None
+        }
+    }
+}
+
+/// `guardc fmt` for one file; `false` if it has syntax errors, cannot be
+/// read or written, or (with `--check`) is not in canonical layout.
+fn fmt(path: &Path, check: bool, write: bool) -> bool {
+    let Some((name, source)) = read_policy(path) else {
+        return false;
+    };
+    let formatted = match format_source(&source) {
+        Ok(text) => text,
+        Err(d) => {
+            report(&name, &source, &d, MessageFormat::Human);
+            return false;
+        }
+    };
+    if check {
+        if formatted != source {
+            eprintln!("`{name}` is not in canonical layout (run `guardc fmt --write {name}`)");
+            return false;
+        }
+        return true;
+    }
+    if write {
+        if formatted != source
+            && let Err(e) = std::fs::write(path, &formatted)
+        {
+            eprintln!("error: cannot write `{name}`: {e}");
+            return false;
+        }
+        return true;
+    }
+    print!("{formatted}");
+    true
 }
 
 fn read_policy(path: &Path) -> Option<(String, String)> {
@@ -105,6 +201,9 @@ fn read_policy(path: &Path) -> Option<(String, String)> {
 }
 
 fn report(name: &str, source: &str, diagnostics: &[Diagnostic], format: MessageFormat) {
+    if diagnostics.is_empty() {
+        return;
+    }
     match format {
         MessageFormat::Human => {
             let color = std::io::stderr().is_terminal();
@@ -121,19 +220,13 @@ fn compile(
     policy: &Path,
     output: &Path,
     emit: Option<Emit>,
-    format: MessageFormat,
+    args: &DiagnosticArgs,
     stats: bool,
 ) -> i32 {
+    let format = args.message_format;
     let started = Instant::now();
-    let Some((name, source)) = read_policy(policy) else {
+    let Some((name, source, checked)) = check(policy, args) else {
         return 1;
-    };
-    let checked = match frontend::check_source(&name, &source) {
-        Ok(p) => p,
-        Err(d) => {
-            report(&name, &source, &d, format);
-            return 1;
-        }
     };
     let compiled = match codegen::compile(&checked, &name) {
         Ok(c) => c,
@@ -148,6 +241,16 @@ fn compile(
             return 1;
         }
     };
+    let warnings: Vec<Diagnostic> = compiled
+        .lowered
+        .warnings
+        .iter()
+        .map(lower_warning)
+        .collect();
+    report(&name, &source, &warnings, format);
+    if args.deny_warnings && !warnings.is_empty() {
+        return 1;
+    }
     if let Err(e) = write_atomically(output, &compiled.object) {
         eprintln!("error: cannot write `{}`: {e}", output.display());
         return 1;
@@ -179,10 +282,60 @@ fn compile(
     0
 }
 
+/// A lowering warning as a diagnostic, rendered like the front end's.
+fn lower_warning(w: &LowerWarning) -> Diagnostic {
+    let mut d = Diagnostic::warning(w.code, w.message.clone(), w.span, w.label.clone());
+    for (span, label) in &w.secondary {
+        d = d.with_secondary(*span, label.clone());
+    }
+    match &w.help {
+        Some(help) => d.with_help(help.clone()),
+        None => d,
+    }
+}
+
 /// Writes next to the target and renames, so a failed compile never leaves half an object
 /// where `guard-run` could pick it up.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("o.tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> i32 {
+        run(Cli::parse_from(
+            std::iter::once("guardc").chain(args.iter().copied()),
+        ))
+    }
+
+    #[test]
+    fn warnings_fail_only_when_denied_and_fmt_checks_layout() {
+        let dir = std::env::temp_dir().join(format!("guardc-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let policy = dir.join("p.grd");
+        let path = policy.to_str().expect("UTF-8 path");
+        // W0001: `l` is never used.
+        std::fs::write(&policy, "list l = [/a]\nguard /b allow tty else kill\n").expect("write");
+        let json = ["--message-format", "json"];
+        assert_eq!(run_args(&[&["check", path][..], &json].concat()), 0);
+        assert_eq!(
+            run_args(&[&["check", "--deny-warnings", path][..], &json].concat()),
+            1
+        );
+        assert_eq!(run_args(&["fmt", "--check", path]), 0);
+        std::fs::write(&policy, "guard  /b allow tty else kill").expect("write");
+        assert_eq!(run_args(&["fmt", "--check", path]), 1);
+        assert_eq!(run_args(&["fmt", "--write", path]), 0);
+        assert_eq!(
+            std::fs::read_to_string(&policy).expect("read"),
+            "guard /b allow tty else kill\n"
+        );
+        std::fs::write(&policy, "guard /b allow").expect("write");
+        assert_eq!(run_args(&["fmt", path]), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

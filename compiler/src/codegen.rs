@@ -50,6 +50,10 @@ pub fn compile(policy: &checked::Policy, source_name: &str) -> Result<Compiled, 
         cmdline_dfa: shape(&lowered.cmdline_dfa),
         n_rules: lowered.rules.len() as u32,
         rule_list_len: lowered.rule_lists.len() as u32,
+        name_dfa: shape(&lowered.name_dfa),
+        n_names: lowered.names.len() as u32,
+        n_uids: lowered.uids.len() as u32,
+        uses_tty: lowered.uses_tty,
     };
     let programs = programs::tracepoint_backend(&params)?;
     let metadata = Metadata {
@@ -62,8 +66,19 @@ pub fn compile(policy: &checked::Policy, source_name: &str) -> Result<Compiled, 
             .zip(&lowered.rules)
             .enumerate()
             .map(|(id, (rule, entry))| rule_meta(id as u32, rule, entry.action))
+            .chain(
+                lowered
+                    .synthetic
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| synthetic_meta((policy.rules.len() + i) as u32, s)),
+            )
             .collect(),
         identities: lowered.identities.clone(),
+        exes: lowered.exes.clone(),
+        names: lowered.names.clone(),
+        uids: lowered.uids.clone(),
+        name_dfa: params.name_dfa,
         path_dfa: params.path_dfa,
         cmdline_dfa: params.cmdline_dfa,
         programs: programs.iter().map(Program::meta).collect(),
@@ -95,6 +110,11 @@ pub fn compile(policy: &checked::Policy, source_name: &str) -> Result<Compiled, 
                 abi::RODATA_RULE_LISTS.into(),
                 list_bytes(&lowered.rule_lists),
             ),
+            (
+                abi::RODATA_NAME_DFA.into(),
+                lowered.name_dfa.bytes().to_vec(),
+            ),
+            (abi::RODATA_UIDS.into(), uid_bytes(&lowered.uids)),
         ],
         metadata: serde_json::to_vec(&metadata)?,
     };
@@ -121,13 +141,43 @@ fn rule_meta(id: u32, rule: &checked::Rule, action: u32) -> RuleMeta {
     RuleMeta {
         id,
         name: rule.name.clone(),
+        operation: match rule.operation {
+            checked::Operation::Open => "open",
+            checked::Operation::Read => "read",
+            checked::Operation::Write => "write",
+            checked::Operation::Exec => "exec",
+        }
+        .to_string(),
         action: abi::Action::from_u32(action).unwrap_or(abi::Action::Kill),
         priority: rule.alert.priority.as_str().to_string(),
         output,
-        tags: Vec::new(),
-        patterns: rule.patterns.iter().map(|p| p.text.clone()).collect(),
+        patterns: rule.objects.iter().map(|p| p.pattern.clone()).collect(),
+        tags: rule.tags.clone(),
         line: rule.line,
         column: rule.column,
+    }
+}
+
+fn synthetic_meta(id: u32, s: &lower::SyntheticRule) -> RuleMeta {
+    RuleMeta {
+        id,
+        name: format!(
+            "guard: path too long to judge ({} rules could match it)",
+            s.covers
+        ),
+        operation: if s.entry.ops == abi::OP_EXEC {
+            "exec"
+        } else {
+            "open"
+        }
+        .to_string(),
+        action: abi::Action::from_u32(s.entry.action).unwrap_or(abi::Action::Kill),
+        priority: "Critical".to_string(),
+        output: DEFAULT_OUTPUT.to_string(),
+        tags: vec!["guard".to_string()],
+        patterns: Vec::new(),
+        line: 0,
+        column: 0,
     }
 }
 
@@ -142,6 +192,20 @@ fn rule_bytes(rules: &[abi::RuleEntry]) -> Vec<u8> {
         }
         out.extend_from_slice(&r.n_terms.to_le_bytes());
         out.extend_from_slice(&r.action.to_le_bytes());
+        out.extend_from_slice(&r.ops.to_le_bytes());
+        out.extend_from_slice(&r._pad.to_le_bytes());
+    }
+    out
+}
+
+/// `[count, uid_0, …, uid_15]` as u32s (unused slots zero; the program compares only `count`).
+fn uid_bytes(uids: &[u32]) -> Vec<u8> {
+    let mut out = (uids.len() as u32).to_le_bytes().to_vec();
+    for i in 0..abi::MAX_UIDS {
+        out.extend_from_slice(&uids.get(i).copied().unwrap_or(0).to_le_bytes());
+    }
+    while !out.len().is_multiple_of(8) {
+        out.push(0);
     }
     out
 }

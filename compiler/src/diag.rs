@@ -4,13 +4,21 @@
 //! into text until [`render_diagnostics`] (for people) or [`render_json`]
 //! (for editors and CI) is called at the very end.
 //!
+//! Each label names its [`File`]: [`File::Main`], the file the renderers
+//! are given, or another file (an imported module) carried with its text,
+//! so a diagnostic renders without a separate file database and one
+//! diagnostic may point into several files. Warnings are diagnostics with
+//! [`Severity::Warning`] and `W` codes.
+//!
 //! Message style (after cedar's style guide): messages are lowercase and do
 //! not end with a period; anything the user wrote is quoted in backticks;
 //! the message says what is wrong, the primary label says where, and `help`
 //! says how to fix it.
 
+use std::sync::Arc;
+
 use codespan_reporting::diagnostic as cs;
-use codespan_reporting::files::SimpleFile;
+use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term;
 use serde_json::json;
 
@@ -53,6 +61,8 @@ pub mod codes {
     pub const PATTERN_TOO_LONG: &str = "E0206";
     /// A NUL character in a path pattern.
     pub const NUL_IN_PATTERN: &str = "E0207";
+    /// A path pattern ending with a `\` that escapes nothing.
+    pub const UNFINISHED_ESCAPE: &str = "E0208";
     /// A call to a function that does not exist.
     pub const UNKNOWN_FUNCTION: &str = "E0300";
     /// A call with the wrong number of arguments.
@@ -65,6 +75,16 @@ pub mod codes {
     pub const EMPTY_CMDLINE: &str = "E0304";
     /// A command line longer than the runtime can compare.
     pub const CMDLINE_TOO_LONG: &str = "E0305";
+    /// `uid(N)` with N outside `0..=4294967294`.
+    pub const INVALID_UID: &str = "E0306";
+    /// A `name(…)` process name that is empty, longer than 15 bytes or
+    /// contains `/`.
+    pub const INVALID_PROCESS_NAME: &str = "E0307";
+    /// A `cmdline(…)` glob ending in an unfinished `\` escape.
+    pub const INVALID_CMDLINE_GLOB: &str = "E0308";
+    /// A condition that grows past [`crate::checked::MAX_SUBJECT_NODES`]
+    /// once its macros are expanded.
+    pub const SUBJECT_TOO_COMPLEX: &str = "E0309";
     /// An alert priority that is not one of Falco's eight.
     pub const UNKNOWN_PRIORITY: &str = "E0400";
     /// `%field` naming a field that does not exist.
@@ -73,9 +93,45 @@ pub mod codes {
     pub const LONE_PERCENT: &str = "E0402";
     /// `alert "message"` without a priority.
     pub const MESSAGE_WITHOUT_PRIORITY: &str = "E0403";
+    /// A tag that is empty or a path pattern.
+    pub const INVALID_TAG: &str = "E0404";
+    /// `rule ""`.
+    pub const EMPTY_RULE_NAME: &str = "E0405";
     /// The policy is valid but does not fit the kernel tables (too many identities, rules
     /// per path, subject alternatives, DFA states).
     pub const TABLE_LIMIT: &str = "E0500";
+    /// A name that is neither a list nor a macro in scope.
+    pub const UNKNOWN_NAME: &str = "E0600";
+    /// A name defined twice in one file (imported names included).
+    pub const REDEFINED_NAME: &str = "E0601";
+    /// A name used above its definition in the same file.
+    pub const USED_BEFORE_DEFINITION: &str = "E0602";
+    /// Lists or macros defined in terms of themselves.
+    pub const DEFINITION_CYCLE: &str = "E0603";
+    /// A list where a condition is expected, or a macro where a list is.
+    pub const WRONG_KIND_OF_NAME: &str = "E0604";
+    /// A definition whose name is reserved (`tty`) or not a plain name.
+    pub const INVALID_NAME: &str = "E0605";
+    /// `import "NAME"` of a module that does not exist.
+    pub const UNKNOWN_MODULE: &str = "E0606";
+    /// An `import` after another item.
+    pub const IMPORT_NOT_FIRST: &str = "E0607";
+    /// Modules that import each other.
+    pub const IMPORT_CYCLE: &str = "E0608";
+    /// A `guard` rule inside an imported module.
+    pub const RULE_IN_MODULE: &str = "E0609";
+    /// The same module imported twice by one file.
+    pub const DUPLICATE_IMPORT: &str = "E0610";
+    /// A list that is empty once expanded, used where items are needed.
+    pub const EMPTY_LIST: &str = "E0611";
+    /// A module that exists but cannot be read.
+    pub const UNREADABLE_MODULE: &str = "E0612";
+
+    /// Warning: a `list` or `macro` of the checked file that nothing uses.
+    pub const UNUSED_DEFINITION: &str = "W0001";
+    /// Warning: `<secret dir>/*`, which misses the files of a Kubernetes
+    /// secret volume (they live under `<dir>/..<timestamp>/`).
+    pub const ATOMIC_WRITER: &str = "W0002";
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,17 +149,90 @@ impl Severity {
     }
 }
 
+/// A source file other than the one being checked: an imported module.
+/// Cheap to clone; diagnostics carry it so they can be rendered without a
+/// separate file database.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceFile(Arc<SourceText>);
+
+#[derive(PartialEq, Eq)]
+struct SourceText {
+    name: String,
+    text: String,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> SourceFile {
+        SourceFile(Arc::new(SourceText {
+            name: name.into(),
+            text: text.into(),
+        }))
+    }
+
+    /// The name shown in messages, e.g. `stdlib/k8s.grd`.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub fn text(&self) -> &str {
+        &self.0.text
+    }
+}
+
+impl std::fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceFile({:?})", self.name())
+    }
+}
+
+/// The file a label points into.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum File {
+    /// The file being checked: the one the renderers are given.
+    #[default]
+    Main,
+    /// Another file, with its text.
+    Other(SourceFile),
+}
+
+impl File {
+    /// The name to show, given the main file's name.
+    pub fn name<'a>(&'a self, main: &'a str) -> &'a str {
+        match self {
+            File::Main => main,
+            File::Other(file) => file.name(),
+        }
+    }
+
+    /// The text spans index into, given the main file's text.
+    pub fn text<'a>(&'a self, main: &'a str) -> &'a str {
+        match self {
+            File::Main => main,
+            File::Other(file) => file.text(),
+        }
+    }
+}
+
+/// A span with its file and what to say about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    pub file: File,
+    pub span: Span,
+    pub message: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     pub severity: Severity,
     pub code: &'static str,
     pub message: String,
-    pub primary: (Span, String),
-    pub secondary: Vec<(Span, String)>,
+    pub primary: Label,
+    pub secondary: Vec<Label>,
     pub help: Option<String>,
 }
 
 impl Diagnostic {
+    /// An error pointing into the file being checked.
     pub fn error(
         code: &'static str,
         message: impl Into<String>,
@@ -114,14 +243,65 @@ impl Diagnostic {
             severity: Severity::Error,
             code,
             message: message.into(),
-            primary: (span, label.into()),
+            primary: Label {
+                file: File::Main,
+                span,
+                message: label.into(),
+            },
             secondary: Vec::new(),
             help: None,
         }
     }
 
-    pub fn with_secondary(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
-        self.secondary.push((span, label.into()));
+    /// A warning pointing into the file being checked.
+    pub fn warning(
+        code: &'static str,
+        message: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message, span, label)
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Adds a label in the same file as the primary one is created in (see
+    /// [`Diagnostic::in_file`]).
+    pub fn with_secondary(self, span: Span, label: impl Into<String>) -> Diagnostic {
+        self.with_secondary_in(File::Main, span, label)
+    }
+
+    /// Adds a label in `file`.
+    pub fn with_secondary_in(
+        mut self,
+        file: File,
+        span: Span,
+        label: impl Into<String>,
+    ) -> Diagnostic {
+        self.secondary.push(Label {
+            file,
+            span,
+            message: label.into(),
+        });
+        self
+    }
+
+    /// Moves every label that points into [`File::Main`] into `file`, so a
+    /// pass can report against "its" file without knowing which one it is.
+    /// Labels already pointing into another file stay where they are.
+    pub fn in_file(mut self, file: &File) -> Diagnostic {
+        if *file != File::Main {
+            for label in std::iter::once(&mut self.primary).chain(&mut self.secondary) {
+                if label.file == File::Main {
+                    label.file = file.clone();
+                }
+            }
+        }
         self
     }
 
@@ -135,6 +315,15 @@ impl Diagnostic {
         match suggestion {
             Some(s) => self.with_help(format!("did you mean `{s}`?")),
             None => self,
+        }
+    }
+
+    /// A key ordering diagnostics for display: the checked file first, in
+    /// file order, then other files by name.
+    pub fn sort_key(&self) -> (bool, String, Span) {
+        match &self.primary.file {
+            File::Main => (false, String::new(), self.primary.span),
+            File::Other(f) => (true, f.name().to_string(), self.primary.span),
         }
     }
 }
@@ -194,24 +383,46 @@ fn clamp(source: &str, span: Span) -> Span {
 }
 
 /// Renders diagnostics the way the terminal shows them: header with code,
-/// `file:line:column`, the underlined source, and `help:`.
+/// `file:line:column`, the underlined source, and `help:`. Labels in
+/// [`File::Main`] are shown against `file_name` and `source`; others
+/// against the file they carry.
 pub fn render_diagnostics(
     file_name: &str,
     source: &str,
     diagnostics: &[Diagnostic],
     color: bool,
 ) -> String {
-    let file = SimpleFile::new(file_name, source);
+    let mut files = SimpleFiles::new();
+    let main = files.add(file_name, source);
+    // Every other file any label points into, added once.
+    let mut others: Vec<(&SourceFile, usize)> = Vec::new();
+    for label in diagnostics
+        .iter()
+        .flat_map(|d| std::iter::once(&d.primary).chain(&d.secondary))
+    {
+        if let File::Other(f) = &label.file
+            && !others.iter().any(|(g, _)| *g == f)
+        {
+            others.push((f, files.add(f.name(), f.text())));
+        }
+    }
+    let id_of = |file: &File| match file {
+        File::Main => main,
+        File::Other(f) => others
+            .iter()
+            .find(|(g, _)| *g == f)
+            .map_or(main, |&(_, id)| id),
+    };
     let config = term::Config::default();
     let mut out = String::new();
     for diagnostic in diagnostics {
-        let cs_diag = to_codespan(source, diagnostic);
+        let cs_diag = to_codespan(source, diagnostic, &id_of);
         let rendered = if color {
             let mut buffer = term::termcolor::Buffer::ansi();
-            term::emit_to_write_style(&mut buffer, &config, &file, &cs_diag)
+            term::emit_to_write_style(&mut buffer, &config, &files, &cs_diag)
                 .map(|()| String::from_utf8_lossy(buffer.as_slice()).into_owned())
         } else {
-            term::emit_into_string(&config, &file, &cs_diag)
+            term::emit_into_string(&config, &files, &cs_diag)
         };
         match rendered {
             Ok(text) => out.push_str(&text),
@@ -227,16 +438,25 @@ pub fn render_diagnostics(
     out
 }
 
-fn to_codespan(source: &str, d: &Diagnostic) -> cs::Diagnostic<()> {
+fn to_codespan(
+    source: &str,
+    d: &Diagnostic,
+    id_of: &impl Fn(&File) -> usize,
+) -> cs::Diagnostic<usize> {
     let severity = match d.severity {
         Severity::Error => cs::Severity::Error,
         Severity::Warning => cs::Severity::Warning,
     };
-    let mut labels =
-        vec![cs::Label::primary((), clamp(source, d.primary.0).range()).with_message(&d.primary.1)];
-    labels.extend(d.secondary.iter().map(|(span, label)| {
-        cs::Label::secondary((), clamp(source, *span).range()).with_message(label)
-    }));
+    let label = |style, label: &Label| {
+        let range = clamp(label.file.text(source), label.span).range();
+        cs::Label::new(style, id_of(&label.file), range).with_message(&label.message)
+    };
+    let mut labels = vec![label(cs::LabelStyle::Primary, &d.primary)];
+    labels.extend(
+        d.secondary
+            .iter()
+            .map(|l| label(cs::LabelStyle::Secondary, l)),
+    );
     cs::Diagnostic::new(severity)
         .with_code(d.code)
         .with_message(&d.message)
@@ -245,11 +465,22 @@ fn to_codespan(source: &str, d: &Diagnostic) -> cs::Diagnostic<()> {
 }
 
 /// Renders one JSON object per diagnostic, one per line, for editors and
-/// CI. Lines and columns are 1-based; columns count characters.
+/// CI. Lines and columns are 1-based; columns count characters. The
+/// top-level position and `file` are the primary label's; every label also
+/// names its file.
 pub fn render_json(file_name: &str, source: &str, diagnostics: &[Diagnostic]) -> String {
-    let index = LineIndex::new(source);
-    let location = |span: Span| {
-        let span = clamp(source, span);
+    let main_index = LineIndex::new(source);
+    let location = |file: &File, span: Span| {
+        let text = file.text(source);
+        let other;
+        let index = match file {
+            File::Main => &main_index,
+            File::Other(_) => {
+                other = LineIndex::new(text);
+                &other
+            }
+        };
+        let span = clamp(text, span);
         let (start_line, start_column) = index.line_column(span.start);
         let (end_line, end_column) = index.line_column(span.end);
         json!({
@@ -261,18 +492,19 @@ pub fn render_json(file_name: &str, source: &str, diagnostics: &[Diagnostic]) ->
             "column_end": end_column,
         })
     };
-    let label = |span: Span, message: &str, primary: bool| {
-        let mut object = location(span);
-        object["message"] = json!(message);
+    let label = |label: &Label, primary: bool| {
+        let mut object = location(&label.file, label.span);
+        object["file"] = json!(label.file.name(file_name));
+        object["message"] = json!(label.message);
         object["primary"] = json!(primary);
         object
     };
     let mut out = String::new();
     for d in diagnostics {
-        let mut labels = vec![label(d.primary.0, &d.primary.1, true)];
-        labels.extend(d.secondary.iter().map(|(s, m)| label(*s, m, false)));
-        let mut object = location(d.primary.0);
-        object["file"] = json!(file_name);
+        let mut labels = vec![label(&d.primary, true)];
+        labels.extend(d.secondary.iter().map(|l| label(l, false)));
+        let mut object = location(&d.primary.file, d.primary.span);
+        object["file"] = json!(d.primary.file.name(file_name));
         object["severity"] = json!(d.severity.as_str());
         object["code"] = json!(d.code);
         object["message"] = json!(d.message);

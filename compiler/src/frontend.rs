@@ -1,36 +1,105 @@
 //! The front end's entry points: source text in, checked policy or
-//! diagnostics out.
+//! diagnostics out, with `import`s resolved against the standard library.
+//!
+//! The standard library (`stdlib/*.grd`) is embedded in the compiler at
+//! build time (see `build.rs`), so `guardc` behaves the same from any
+//! directory; [`Options::stdlib_dir`] replaces it with a directory.
 
-use crate::check;
+use std::path::PathBuf;
+
+use crate::check::{self, Modules};
 use crate::checked;
-use crate::diag::{Diagnostic, codes};
-use crate::span::Span;
+use crate::diag::{Diagnostic, SourceFile, codes};
+use crate::span::{LineIndex, Span};
 use crate::syntax::parser;
 
-/// Parses and checks a policy file, reporting every error found.
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/stdlib.rs"));
+}
+
+/// How to run the front end.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Take `import`ed modules from `DIR/NAME.grd` instead of the standard
+    /// library embedded in the compiler. Messages name such files by this
+    /// path, e.g. `my-stdlib/k8s.grd`.
+    pub stdlib_dir: Option<PathBuf>,
+}
+
+/// Parses and checks a policy file, reporting every error found, with the
+/// embedded standard library.
 ///
 /// `file_name` is only used in messages; the caller renders the returned
 /// diagnostics with [`crate::diag::render_diagnostics`] or
-/// [`crate::diag::render_json`] against the same `source`.
+/// [`crate::diag::render_json`] against the same `source` (diagnostics in
+/// imported modules carry their own file). On success, warnings are in
+/// [`checked::Policy::warnings`]; on failure, the diagnostics include the
+/// warnings too.
 ///
 /// A file that is not UTF-8 should be decoded lossily
 /// (`String::from_utf8_lossy`) and passed in anyway: every U+FFFD
 /// replacement character is reported as invalid UTF-8, with its location.
 pub fn check_source(file_name: &str, source: &str) -> Result<checked::Policy, Vec<Diagnostic>> {
-    let (ast, mut diagnostics) = parser::parse(source);
-    match check::check(&ast, source) {
-        Ok(policy) if diagnostics.is_empty() => {
-            if policy.rules.is_empty() {
-                return Err(vec![empty_policy(file_name, source)]);
-            }
-            return Ok(policy);
-        }
-        Ok(_) => {}
-        Err(errors) => diagnostics.extend(errors),
+    check_source_with(file_name, source, &Options::default())
+}
+
+/// [`check_source`] with options.
+pub fn check_source_with(
+    file_name: &str,
+    source: &str,
+    options: &Options,
+) -> Result<checked::Policy, Vec<Diagnostic>> {
+    let (ast, syntax) = parser::parse(source);
+    let lines = LineIndex::new(source);
+    let mut modules = Stdlib::new(options);
+    let outcome = check::check_policy(&ast, &lines, &mut modules, !syntax.is_empty());
+    let mut errors = syntax;
+    errors.extend(outcome.errors);
+    let mut warnings = outcome.warnings;
+    if errors.is_empty() && outcome.rules.is_empty() {
+        errors.push(empty_policy(file_name, source));
+        // Without rules everything is unused: saying so adds nothing.
+        warnings.retain(|w| w.code != codes::UNUSED_DEFINITION);
     }
-    // Syntax and check errors interleave in file order.
-    diagnostics.sort_by_key(|d| d.primary.0);
-    Err(diagnostics)
+    if errors.is_empty() {
+        return Ok(checked::Policy {
+            rules: outcome.rules,
+            warnings,
+        });
+    }
+    errors.extend(warnings);
+    Err(sorted(errors))
+}
+
+/// Checks a file as a module of the standard library would be checked when
+/// imported: lists and macros only, no warnings about unused definitions.
+/// `Ok` holds its warnings.
+pub fn check_module(source: &str, options: &Options) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
+    let (ast, mut errors) = parser::parse(source);
+    let mut modules = Stdlib::new(options);
+    let outcome = check::check_module(&ast, &mut modules);
+    errors.extend(outcome.errors);
+    if errors.is_empty() {
+        return Ok(outcome.warnings);
+    }
+    errors.extend(outcome.warnings);
+    Err(sorted(errors))
+}
+
+/// The names of the embedded standard library's modules.
+pub fn stdlib_modules() -> Vec<&'static str> {
+    embedded::STDLIB.iter().map(|(name, _)| *name).collect()
+}
+
+/// Imported files first (their problems usually explain the rest), then
+/// the checked file, each in file order; syntax and check errors
+/// interleave.
+fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diagnostics.sort_by_key(|d| {
+        let (main_file, name, span) = d.sort_key();
+        (!main_file, name, span)
+    });
+    diagnostics
 }
 
 /// A file without rules. Only reported when nothing failed to parse:
@@ -47,4 +116,64 @@ fn empty_policy(file_name: &str, source: &str) -> Diagnostic {
     .with_help(
         "a rule looks like `guard /mnt/secrets/* allow ancestor(pid1, \"python app.py\") else kill`",
     )
+}
+
+/// Modules from the embedded standard library or a directory.
+struct Stdlib {
+    dir: Option<PathBuf>,
+}
+
+impl Stdlib {
+    fn new(options: &Options) -> Stdlib {
+        Stdlib {
+            dir: options.stdlib_dir.clone(),
+        }
+    }
+}
+
+impl Modules for Stdlib {
+    fn names(&self) -> Vec<String> {
+        let Some(dir) = &self.dir else {
+            return stdlib_modules().into_iter().map(String::from).collect();
+        };
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "grd"))
+                    .filter_map(|p| Some(p.file_stem()?.to_str()?.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    fn load(&mut self, name: &str) -> Result<Option<SourceFile>, String> {
+        let Some(dir) = &self.dir else {
+            return Ok(embedded::STDLIB
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(n, bytes)| {
+                    SourceFile::new(
+                        format!("stdlib/{n}.grd"),
+                        String::from_utf8_lossy(bytes).into_owned(),
+                    )
+                }));
+        };
+        // Only names listed in the directory: `import "../x"` cannot
+        // reach outside it.
+        if !self.names().iter().any(|n| n == name) {
+            return Ok(None);
+        }
+        let path = dir.join(format!("{name}.grd"));
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(SourceFile::new(
+                path.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }

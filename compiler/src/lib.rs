@@ -1,7 +1,8 @@
 //! guardc, the compiler of the guard policy language.
 //!
 //! Front end: [`frontend::check_source`] turns policy text into a
-//! [`checked::Policy`] or a list of [`diag::Diagnostic`]s.
+//! [`checked::Policy`] or a list of [`diag::Diagnostic`]s; [`fmt`] prints
+//! a file in canonical layout.
 
 pub mod check;
 pub mod checked;
@@ -9,6 +10,7 @@ pub mod cli;
 pub mod codegen;
 pub mod dfa;
 pub mod diag;
+pub mod fmt;
 pub mod frontend;
 pub mod lower;
 pub mod span;

@@ -1,35 +1,46 @@
 //! Lowering: a checked policy becomes the tables the kernel programs read.
 //!
-//! - the **path DFA**: every rule's path patterns, reversed (the kernel feeds a path last byte
-//!   first), tagged with the rule id; each state's info word points at two rule lists (rules
-//!   accepting here, rules that could still accept from here);
-//! - the **identity table**: the command lines the subjects name, as a forward DFA whose
-//!   states' info words are identity bitmasks;
+//! - the **path DFA**: every rule's objects (tagged with the rule id) and every `exe(…)` pattern
+//!   (tagged `EXE_TAG_BASE + i`), reversed (the kernel feeds a path last byte first); each
+//!   state's info word points at two lists (tags accepting here, rules that could still accept);
+//! - the **identity DFA** over command lines (`ancestor`, `image`, `cmdline` atoms), the **name
+//!   DFA** over `comm` (`name` atoms) and the **uid table** (`uid` atoms): each atom is one bit;
 //! - the **verdict table**: one [`RuleEntry`] per rule, its subject in disjunctive normal form
-//!   over the task's identity words, and its action.
+//!   over the identity words, its operations and its action.
 
 use std::collections::HashMap;
 
-use guard_ebpf::abi::{self, Action, RuleEntry, Term};
+use guard_ebpf::abi::{self, Action, RuleEntry};
 use guard_ebpf::dfa_table::DfaTable;
 
-use crate::checked::{self, Enforce, Subject, Which};
+use crate::checked::{self, Enforce, Operation, Which};
 use crate::dfa::{self, Mode, PatternSpec};
 use crate::span::Span;
 
-/// Identities a policy may name (one bit each in a 64-bit word).
-pub const MAX_IDENTITIES: usize = 64;
+mod lints;
+mod subject;
+
+pub use lints::LowerWarning;
+use subject::Atoms;
 
 /// The tables of one policy.
 #[derive(Debug)]
 pub struct Lowered {
     pub path_dfa: DfaTable,
     pub cmdline_dfa: DfaTable,
+    pub name_dfa: DfaTable,
     pub rules: Vec<RuleEntry>,
-    /// Flat `u16` rule lists: `[len, rule…]` per list, list 0 empty.
+    /// Flat `u16` lists: `[len, tag…]` per list, list 0 empty.
     pub rule_lists: Vec<u16>,
-    /// Identity `i` is the command line `identities[i]`.
+    /// Identity `i` of each table, as written in the policy.
     pub identities: Vec<String>,
+    pub exes: Vec<String>,
+    pub names: Vec<String>,
+    pub uids: Vec<u32>,
+    pub uses_tty: bool,
+    /// Rules the compiler added after the policy's own (ids from `policy.rules.len()` on).
+    pub synthetic: Vec<SyntheticRule>,
+    pub warnings: Vec<LowerWarning>,
     pub stats: Stats,
 }
 
@@ -45,22 +56,24 @@ pub struct Stats {
 /// A policy the checker accepted but the tables cannot express.
 #[derive(Debug, thiserror::Error)]
 pub enum LowerError {
-    #[error(
-        "the policy names {count} different command lines; at most {MAX_IDENTITIES} are supported"
-    )]
-    TooManyIdentities { count: usize, span: Span },
+    #[error("the policy uses more than {max} {what}; at most {max} are supported")]
+    TooMany {
+        what: &'static str,
+        max: usize,
+        span: Span,
+    },
     #[error("this subject has more than {max} alternatives once expanded; simplify it", max = abi::MAX_TERMS)]
     SubjectTooComplex { span: Span },
     #[error("{count} rules could apply to one path; at most {max} are supported", max = abi::MAX_RULES_PER_LIST)]
     TooManyRulesPerPath { count: usize },
-    #[error("the path patterns do not fit in a table: {0}")]
+    #[error("the patterns do not fit in a table: {0}")]
     Dfa(String),
 }
 
 impl LowerError {
     pub fn span(&self) -> Option<Span> {
         match self {
-            LowerError::TooManyIdentities { span, .. } | LowerError::SubjectTooComplex { span } => {
+            LowerError::TooMany { span, .. } | LowerError::SubjectTooComplex { span } => {
                 Some(*span)
             }
             _ => None,
@@ -68,45 +81,74 @@ impl LowerError {
     }
 }
 
+/// The operations a rule covers.
+pub fn ops_of(op: Operation) -> u32 {
+    match op {
+        Operation::Open => abi::OP_READ | abi::OP_WRITE,
+        Operation::Read => abi::OP_READ,
+        Operation::Write => abi::OP_WRITE,
+        Operation::Exec => abi::OP_EXEC,
+    }
+}
+
 pub fn lower(policy: &checked::Policy) -> Result<Lowered, LowerError> {
-    let identities = collect_identities(policy)?;
-    let index: HashMap<&str, usize> = identities
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i))
-        .collect();
+    let mut atoms = Atoms::default();
+    for rule in &policy.rules {
+        atoms.collect(&rule.subject)?;
+    }
 
     let mut rules = Vec::with_capacity(policy.rules.len());
+    let mut all_terms = Vec::with_capacity(policy.rules.len());
     for rule in &policy.rules {
-        let terms = dnf(&rule.subject, &index, rule.span)?;
+        let terms = subject::dnf(&rule.subject, &atoms, rule.span)?;
         let mut entry = RuleEntry {
             n_terms: terms.len() as u32,
             action: action_of(rule.enforce) as u32,
+            ops: ops_of(rule.operation),
             ..RuleEntry::default()
         };
         entry.terms[..terms.len()].copy_from_slice(&terms);
         rules.push(entry);
+        all_terms.push(terms);
     }
 
-    // Path DFA, reversed, tagged by rule id.
-    let specs: Vec<PatternSpec> = policy
-        .rules
-        .iter()
-        .enumerate()
-        .flat_map(|(id, rule)| {
-            rule.patterns.iter().map(move |p| PatternSpec {
-                text: &p.text,
+    // Path DFA, reversed: rule objects, then executable identities.
+    let mut specs: Vec<PatternSpec> = Vec::new();
+    for (id, rule) in policy.rules.iter().enumerate() {
+        for o in &rule.objects {
+            specs.push(PatternSpec {
+                text: &o.pattern,
                 tag: id as u32,
                 mode: Mode::Path,
-            })
-        })
-        .collect();
+            });
+        }
+    }
+    for (i, patterns) in atoms.exes.iter().enumerate() {
+        for p in patterns {
+            specs.push(PatternSpec {
+                text: p,
+                tag: abi::EXE_TAG_BASE + i as u32,
+                mode: Mode::Path,
+            });
+        }
+    }
     let path = dfa::build(&specs, true).map_err(|e| LowerError::Dfa(e.to_string()))?;
+    let n_rules = policy.rules.len() as u32;
+    let mut synthetic = Synthetic::new(n_rules);
     let mut lists = ListBuilder::new();
     let mut infos: HashMap<(Vec<u32>, Vec<u32>), u64> = HashMap::new();
     for state in 1..path.n_states() as u32 {
         let (accept, possible) = (path.accepts(state), path.possible(state));
-        let info = abi::path_info(lists.intern(accept)?, lists.intern(possible)?);
+        // A path cut short grants no executable identity: only rules judge it.
+        let mut possible_rules: Vec<u32> =
+            possible.iter().copied().filter(|&t| t < n_rules).collect();
+        if possible_rules.len() > abi::MAX_RULES_PER_LIST {
+            // Too many rules could match this path for the kernel to judge them one by one
+            // when it is cut short: one synthetic rule refuses it with the most severe of
+            // their actions, whoever asks (fail closed).
+            possible_rules = vec![synthetic.refuse_all(&rules, &possible_rules)];
+        }
+        let info = abi::path_info(lists.intern(accept)?, lists.intern(&possible_rules)?);
         infos.insert((accept.to_vec(), possible.to_vec()), info);
     }
     let path_dfa = path.to_table(|accept, possible| {
@@ -116,20 +158,19 @@ pub fn lower(policy: &checked::Policy) -> Result<Lowered, LowerError> {
             .unwrap_or(0)
     });
 
-    // Identity DFA, forward; command lines are exact strings, so glob characters are escaped.
-    let escaped: Vec<String> = identities.iter().map(|s| escape_glob(s)).collect();
-    let specs: Vec<PatternSpec> = escaped
+    let cmdline = text_dfa(&atoms.cmdline_patterns())?;
+    let cmdline_dfa = cmdline.to_table(|accept, _| mask(accept));
+    let name_specs: Vec<Vec<String>> = atoms
+        .names
         .iter()
-        .enumerate()
-        .map(|(i, text)| PatternSpec {
-            text,
-            tag: i as u32,
-            mode: Mode::Text,
-        })
+        .map(|set| set.iter().map(|n| escape_glob(n)).collect())
         .collect();
-    let cmdline = dfa::build(&specs, false).map_err(|e| LowerError::Dfa(e.to_string()))?;
-    let cmdline_dfa = cmdline.to_table(|accept, _| accept.iter().fold(0u64, |m, &i| m | (1 << i)));
+    let names = text_dfa(&name_specs)?;
+    let name_dfa = names.to_table(|accept, _| mask(accept));
 
+    let warnings = lints::check(policy, &all_terms, &path);
+    let synthetic = synthetic.finish();
+    rules.extend(synthetic.iter().map(|s| s.entry));
     let stats = Stats {
         path_states_before_min: path.states_before_min,
         path_states: path.n_states(),
@@ -139,11 +180,38 @@ pub fn lower(policy: &checked::Policy) -> Result<Lowered, LowerError> {
     Ok(Lowered {
         path_dfa,
         cmdline_dfa,
+        name_dfa,
         rules,
         rule_lists: lists.finish(),
-        identities,
+        identities: atoms.identity_texts(),
+        exes: atoms.exes.iter().map(|p| p.join(" ")).collect(),
+        names: atoms.names.iter().map(|n| n.join(" ")).collect(),
+        uids: atoms.uids.clone(),
+        uses_tty: atoms.tty,
+        synthetic,
+        warnings,
         stats,
     })
+}
+
+fn mask(accept: &[u32]) -> u64 {
+    accept.iter().fold(0u64, |m, &i| m | (1 << (i & 63)))
+}
+
+/// A forward Text-mode DFA where identity `i` is any of `sets[i]`.
+fn text_dfa(sets: &[Vec<String>]) -> Result<dfa::Dfa, LowerError> {
+    let specs: Vec<PatternSpec> = sets
+        .iter()
+        .enumerate()
+        .flat_map(|(i, set)| {
+            set.iter().map(move |text| PatternSpec {
+                text,
+                tag: i as u32,
+                mode: Mode::Text,
+            })
+        })
+        .collect();
+    dfa::build(&specs, false).map_err(|e| LowerError::Dfa(e.to_string()))
 }
 
 fn action_of(enforce: Enforce) -> Action {
@@ -154,103 +222,8 @@ fn action_of(enforce: Enforce) -> Action {
     }
 }
 
-fn collect_identities(policy: &checked::Policy) -> Result<Vec<String>, LowerError> {
-    fn walk<'a>(s: &'a Subject, out: &mut Vec<(&'a str, Span)>) {
-        match s {
-            Subject::Ancestor { cmdline, span, .. } => out.push((cmdline, *span)),
-            Subject::And(a, b) | Subject::Or(a, b) => {
-                walk(a, out);
-                walk(b, out);
-            }
-            Subject::Not(a) => walk(a, out),
-        }
-    }
-    let mut all = Vec::new();
-    for rule in &policy.rules {
-        walk(&rule.subject, &mut all);
-    }
-    let mut seen: Vec<String> = Vec::new();
-    for (cmdline, span) in all {
-        if !seen.iter().any(|s| s == cmdline) {
-            if seen.len() == MAX_IDENTITIES {
-                return Err(LowerError::TooManyIdentities {
-                    count: seen.len() + 1,
-                    span,
-                });
-            }
-            seen.push(cmdline.to_string());
-        }
-    }
-    Ok(seen)
-}
-
-/// A subject in disjunctive normal form. Negation is pushed down to the atoms first; a
-/// conjunction that requires and forbids the same bit is dropped (it can never hold).
-fn dnf(s: &Subject, index: &HashMap<&str, usize>, span: Span) -> Result<Vec<Term>, LowerError> {
-    let terms = dnf_rec(s, false, index, span)?;
-    if terms.len() > abi::MAX_TERMS {
-        return Err(LowerError::SubjectTooComplex { span });
-    }
-    Ok(terms)
-}
-
-fn dnf_rec(
-    s: &Subject,
-    negated: bool,
-    index: &HashMap<&str, usize>,
-    span: Span,
-) -> Result<Vec<Term>, LowerError> {
-    // Bound intermediate growth too, so a pathological subject cannot explode memory.
-    const LIMIT: usize = 64;
-    let out = match (s, negated) {
-        (Subject::Ancestor { which, cmdline, .. }, neg) => {
-            let word = match which {
-                Which::Pid1 => abi::WORD_PID1,
-                Which::Any => abi::WORD_ANC,
-            };
-            let bit = 1u64 << index[cmdline.as_str()];
-            let mut t = Term::default();
-            if neg {
-                t.must_not[word] = bit;
-            } else {
-                t.must[word] = bit;
-            }
-            vec![t]
-        }
-        (Subject::Not(a), neg) => dnf_rec(a, !neg, index, span)?,
-        (Subject::Or(a, b), false) | (Subject::And(a, b), true) => {
-            let mut l = dnf_rec(a, negated, index, span)?;
-            l.extend(dnf_rec(b, negated, index, span)?);
-            l
-        }
-        (Subject::And(a, b), false) | (Subject::Or(a, b), true) => {
-            let l = dnf_rec(a, negated, index, span)?;
-            let r = dnf_rec(b, negated, index, span)?;
-            let mut out = Vec::new();
-            for x in &l {
-                for y in &r {
-                    let mut t = *x;
-                    for w in 0..abi::N_WORDS {
-                        t.must[w] |= y.must[w];
-                        t.must_not[w] |= y.must_not[w];
-                    }
-                    if (0..abi::N_WORDS).all(|w| t.must[w] & t.must_not[w] == 0) {
-                        out.push(t);
-                    }
-                }
-            }
-            out
-        }
-    };
-    let mut out = out;
-    out.dedup();
-    if out.len() > LIMIT {
-        return Err(LowerError::SubjectTooComplex { span });
-    }
-    Ok(out)
-}
-
-fn escape_glob(s: &str) -> String {
+/// Exact strings go into Text-mode globs escaped.
+pub(crate) fn escape_glob(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '*' | '?' | '\\') {
@@ -261,7 +234,75 @@ fn escape_glob(s: &str) -> String {
     out
 }
 
-/// Interns rule lists into the flat `u16` table.
+/// Which word an `ancestor`/`image` atom lands in.
+fn ancestry_word(image: bool, which: Which) -> usize {
+    match (image, which) {
+        (false, Which::Pid1) => abi::WORD_PID1,
+        (false, Which::Any) => abi::WORD_ANC,
+        (true, Which::Pid1) => abi::WORD_IMG_PID1,
+        // A process forked without exec has its parent's command line: `image(any, X)` is the
+        // process's own command line being X.
+        (true, Which::Any) => abi::WORD_SELF,
+    }
+}
+
+/// A rule the compiler adds: today only "refuse whoever opens a path too long to judge
+/// precisely, when more rules could match it than the kernel judges one by one".
+#[derive(Clone, Copy, Debug)]
+pub struct SyntheticRule {
+    pub entry: RuleEntry,
+    /// How many of the policy's rules it stands for.
+    pub covers: usize,
+}
+
+struct Synthetic {
+    first_id: u32,
+    rules: Vec<SyntheticRule>,
+    by_shape: HashMap<(u32, u32), u32>,
+}
+
+impl Synthetic {
+    fn new(first_id: u32) -> Synthetic {
+        Synthetic {
+            first_id,
+            rules: Vec::new(),
+            by_shape: HashMap::new(),
+        }
+    }
+
+    /// The id of a subject-less rule with the most severe action and all the operations of
+    /// `ids`.
+    fn refuse_all(&mut self, rules: &[RuleEntry], ids: &[u32]) -> u32 {
+        let action = ids
+            .iter()
+            .map(|&i| rules[i as usize].action)
+            .max()
+            .unwrap_or(0);
+        let ops = ids.iter().fold(0, |o, &i| o | rules[i as usize].ops);
+        let next = self.first_id + self.rules.len() as u32;
+        let id = *self.by_shape.entry((action, ops)).or_insert(next);
+        if id == next {
+            self.rules.push(SyntheticRule {
+                entry: RuleEntry {
+                    n_terms: 0,
+                    action,
+                    ops,
+                    ..RuleEntry::default()
+                },
+                covers: ids.len(),
+            });
+        } else if let Some(r) = self.rules.get_mut((id - self.first_id) as usize) {
+            r.covers = r.covers.max(ids.len());
+        }
+        id
+    }
+
+    fn finish(self) -> Vec<SyntheticRule> {
+        self.rules
+    }
+}
+
+/// Interns tag lists into the flat `u16` table.
 struct ListBuilder {
     flat: Vec<u16>,
     index: HashMap<Vec<u32>, u32>,
@@ -275,20 +316,20 @@ impl ListBuilder {
         }
     }
 
-    fn intern(&mut self, rules: &[u32]) -> Result<u32, LowerError> {
-        if rules.is_empty() {
+    fn intern(&mut self, tags: &[u32]) -> Result<u32, LowerError> {
+        if tags.is_empty() {
             return Ok(0);
         }
-        if rules.len() > abi::MAX_RULES_PER_LIST {
-            return Err(LowerError::TooManyRulesPerPath { count: rules.len() });
+        if tags.len() > abi::MAX_RULES_PER_LIST {
+            return Err(LowerError::TooManyRulesPerPath { count: tags.len() });
         }
-        if let Some(&i) = self.index.get(rules) {
+        if let Some(&i) = self.index.get(tags) {
             return Ok(i);
         }
         let at = self.flat.len() as u32;
-        self.flat.push(rules.len() as u16);
-        self.flat.extend(rules.iter().map(|&r| r as u16));
-        self.index.insert(rules.to_vec(), at);
+        self.flat.push(tags.len() as u16);
+        self.flat.extend(tags.iter().map(|&r| r as u16));
+        self.index.insert(tags.to_vec(), at);
         Ok(at)
     }
 
@@ -296,3 +337,6 @@ impl ListBuilder {
         self.flat
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,9 @@
 //! policy for a file without errors.
 //!
 //! Files named `good_*` must check cleanly and `bad_*` must not, so a
-//! snapshot can never silently flip from one to the other.
+//! snapshot can never silently flip from one to the other. `import`s are
+//! resolved against the small test modules in `tests/frontend/modules/`,
+//! not the real standard library, which changes independently.
 //!
 //! To accept changed output: `INSTA_UPDATE=always cargo test -p guard-compiler
 //! --test frontend`, then review the diff of `tests/snapshots/`.
@@ -13,8 +15,21 @@ use std::path::{Path, PathBuf};
 
 use guard_compiler::checked::{self, MessagePart};
 use guard_compiler::diag::{Diagnostic, render_diagnostics, render_json};
-use guard_compiler::frontend::check_source;
+use guard_compiler::fmt::format_source;
+use guard_compiler::frontend::{Options, check_module, check_source_with};
 use guard_compiler::span::Span;
+
+/// The test modules, by a relative path so snapshots name them the same
+/// on every machine (cargo runs tests from the package directory).
+fn options() -> Options {
+    Options {
+        stdlib_dir: Some(PathBuf::from("tests/frontend/modules")),
+    }
+}
+
+fn check_source(file_name: &str, source: &str) -> Result<checked::Policy, Vec<Diagnostic>> {
+    check_source_with(file_name, source, &options())
+}
 
 fn inputs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/frontend");
@@ -42,7 +57,12 @@ fn run(file_name: &str, bytes: &[u8]) -> Result<String, String> {
     let text = String::from_utf8_lossy(bytes);
     let source = text.as_ref();
     match check_source(file_name, source) {
-        Ok(policy) => Ok(describe(&policy)),
+        Ok(policy) if policy.warnings.is_empty() => Ok(describe(&policy)),
+        Ok(policy) => Ok(format!(
+            "{}\n--- warnings ---\n{}",
+            describe(&policy),
+            render(source, &policy.warnings)
+        )),
         Err(diagnostics) => Err(render(source, &diagnostics)),
     }
 }
@@ -59,8 +79,9 @@ fn describe(policy: &checked::Policy) -> String {
             rule.column,
             span(rule.span)
         );
-        for p in &rule.patterns {
-            out += &format!("  pattern {:?} ({})\n", p.text, span(p.span));
+        out += &format!("  operation {}\n", rule.operation.as_str());
+        for o in &rule.objects {
+            out += &format!("  object {:?} ({})\n", o.pattern, span(o.span));
         }
         out += &format!("  subject {}\n", rule.subject);
         out += &format!("  enforce {:?}\n", rule.enforce);
@@ -78,6 +99,9 @@ fn describe(policy: &checked::Policy) -> String {
                 MessagePart::Text(text) => out += &format!("      text {text:?}\n"),
                 MessagePart::Field(field) => out += &format!("      field {}\n", field.as_str()),
             }
+        }
+        if !rule.tags.is_empty() {
+            out += &format!("  tags {:?}\n", rule.tags);
         }
     }
     out
@@ -176,6 +200,33 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
         b"ancestor",
         b"pid1",
         b"any",
+        b"import",
+        b"import \"k8s\"",
+        b"import \"cycle_a\"",
+        b"list",
+        b"list l = [",
+        b"macro",
+        b"macro m = ",
+        b"rule",
+        b"rule \"r\"",
+        b"open",
+        b"read",
+        b"write",
+        b"exec",
+        b"tags [",
+        b"[",
+        b"]",
+        b"=",
+        b"tty",
+        b"image",
+        b"cmdline",
+        b"name",
+        b"exe",
+        b"uid",
+        b"0",
+        b"4294967295",
+        b"shells",
+        b"app",
         b".",
         b"..",
         b"\xc3\xa9",
@@ -241,7 +292,7 @@ fn mutated_inputs_never_panic() {
         .map(|p| std::fs::read(p).expect("readable input"))
         .collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut failures = 0;
+    let (mut failures, mut formatted_inputs) = (0, 0);
     for _ in 0..5000 {
         let mut input = seeds[rng.below(seeds.len())].clone();
         // Several edits in a row reach states one edit cannot.
@@ -249,21 +300,42 @@ fn mutated_inputs_never_panic() {
             input = mutate(&mut rng, &input);
         }
         let text = String::from_utf8_lossy(&input).into_owned();
-        let diagnostics = match check_source("fuzz.grd", &text) {
+        let result = check_source("fuzz.grd", &text);
+        if let Ok(formatted) = format_source(&text) {
+            formatted_inputs += 1;
+            assert_eq!(
+                format_source(&formatted).ok(),
+                Some(formatted.clone()),
+                "{text:?}"
+            );
+            assert_eq!(
+                summary(&check_source("fuzz.grd", &formatted)),
+                summary(&result),
+                "{text:?} formatted as {formatted:?}"
+            );
+        }
+        let diagnostics = match result {
             Ok(policy) => {
                 assert!(!policy.rules.is_empty());
+                assert!(policy.rules.iter().all(|r| !r.objects.is_empty()));
+                assert!(policy.warnings.iter().all(|w| !w.is_error()));
                 continue;
             }
             Err(diagnostics) => diagnostics,
         };
-        assert!(!diagnostics.is_empty(), "an error without a diagnostic");
+        assert!(
+            diagnostics.iter().any(Diagnostic::is_error),
+            "a failure without an error: {diagnostics:?}"
+        );
         failures += 1;
         for d in &diagnostics {
-            for span in std::iter::once(&d.primary.0).chain(d.secondary.iter().map(|(s, _)| s)) {
+            for label in std::iter::once(&d.primary).chain(&d.secondary) {
+                let (span, file_text) = (label.span, label.file.text(&text));
                 assert!(
                     span.start <= span.end
-                        && text.is_char_boundary(span.start)
-                        && text.is_char_boundary(span.end),
+                        && span.end <= file_text.len()
+                        && file_text.is_char_boundary(span.start)
+                        && file_text.is_char_boundary(span.end),
                     "bad span {span:?} in {d:?} for {text:?}"
                 );
             }
@@ -273,6 +345,10 @@ fn mutated_inputs_never_panic() {
     }
     // The mutations must actually exercise the error paths.
     assert!(failures > 1000, "only {failures} mutated inputs failed");
+    assert!(
+        formatted_inputs > 500,
+        "only {formatted_inputs} mutated inputs parsed"
+    );
 }
 
 /// Conditions are trees, and every pass over them recurses: absurdly deep
@@ -297,4 +373,202 @@ fn deep_conditions_are_refused() {
         let diagnostics = result.expect_err("too deep");
         assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
     }
+}
+
+/// `n` definitions, one per line, from `line(i)`, then `rest`.
+fn generated(n: usize, line: impl Fn(usize) -> String, rest: &str) -> String {
+    let mut text: String = (0..n).map(|i| line(i) + "\n").collect();
+    text.push_str(rest);
+    text
+}
+
+fn only_codes(result: Result<checked::Policy, Vec<Diagnostic>>) -> Vec<&'static str> {
+    match result {
+        Ok(policy) => policy.warnings.iter().map(|d| d.code).collect(),
+        Err(diagnostics) => diagnostics.iter().map(|d| d.code).collect(),
+    }
+}
+
+/// Lists and macros nest through names, which the parser's operator limit
+/// does not see: long chains must neither overflow the stack (checking,
+/// expanding, dropping) nor take quadratic time, and cycles of any length
+/// are one error.
+#[test]
+fn long_chains_of_definitions() {
+    const N: usize = 100_000;
+    // A list chain, each adding an item: fine, every item once.
+    let lists = generated(
+        N,
+        |i| match i {
+            0 => "list l0 = [/f0]".to_string(),
+            i => format!("list l{i} = [l{}, /f{i}, l0]", i - 1),
+        },
+        &format!("guard l{} allow tty else kill\n", N - 1),
+    );
+    let policy = check_source("chain.grd", &lists).expect("a long chain is fine");
+    assert_eq!(policy.rules[0].objects.len(), N);
+
+    // A ring of lists: one cycle error naming a few of them.
+    let ring = generated(
+        N,
+        |i| format!("list r{i} = [r{}]", (i + 1) % N),
+        "guard r0 allow tty else kill\n",
+    );
+    let diagnostics = check_source("ring.grd", &ring).expect_err("a cycle");
+    assert_eq!(only_codes(Err(diagnostics.clone())), ["E0603"]);
+    assert!(
+        diagnostics[0].message.contains("others"),
+        "{}",
+        diagnostics[0].message
+    );
+    assert!(diagnostics[0].secondary.len() < 10);
+
+    // Alias macros: no node each, but a level of expansion each.
+    let aliases = generated(
+        N,
+        |i| match i {
+            0 => "macro m0 = tty".to_string(),
+            i => format!("macro m{i} = m{}", i - 1),
+        },
+        &format!("guard /a allow m{} else kill\n", N - 1),
+    );
+    assert_eq!(only_codes(check_source("alias.grd", &aliases)), ["E0309"]);
+
+    // `not` chains grow linearly (a node and a macro level each); a chain
+    // within the limit is fine.
+    let nots = generated(
+        500,
+        |i| match i {
+            0 => "macro n0 = tty".to_string(),
+            i => format!("macro n{i} = not n{}", i - 1),
+        },
+        "guard /a allow n499 else kill\n",
+    );
+    let policy = check_source("nots.grd", &nots).expect("500 nodes is fine");
+    assert_eq!(policy.rules[0].subject.size(), 500);
+
+    // Doubling macros: 2^60 atoms once expanded, refused without expanding.
+    let doubling = generated(
+        60,
+        |i| match i {
+            0 => "macro d0 = tty or uid(0)".to_string(),
+            i => format!("macro d{i} = d{0} and d{0}", i - 1),
+        },
+        "guard /a allow d59 else kill\n",
+    );
+    assert_eq!(
+        only_codes(check_source("doubling.grd", &doubling)),
+        ["E0309"]
+    );
+
+    // Doubling lists: each list spliced once, so expansion stays small.
+    let lists = generated(
+        60,
+        |i| match i {
+            0 => "list e0 = [/a, /b]".to_string(),
+            i => format!("list e{i} = [e{0}, e{0}]", i - 1),
+        },
+        "guard e59 allow tty else kill\n",
+    );
+    let policy = check_source("lists.grd", &lists).expect("fine");
+    assert_eq!(policy.rules[0].objects.len(), 2);
+}
+
+/// What a check produced, without positions (formatting moves code).
+fn summary(result: &Result<checked::Policy, Vec<Diagnostic>>) -> String {
+    let diagnostics = |ds: &[Diagnostic]| {
+        ds.iter()
+            .map(|d| format!("{} {} {:?}\n", d.code, d.message, d.help))
+            .collect::<String>()
+    };
+    match result {
+        Err(ds) => format!("errors:\n{}", diagnostics(ds)),
+        Ok(policy) => {
+            let mut out = String::new();
+            for r in &policy.rules {
+                let objects: Vec<&str> = r.objects.iter().map(|o| o.pattern.as_str()).collect();
+                out += &format!(
+                    "{:?} {} {objects:?} {} {:?} {} {:?} {:?} {:?}\n",
+                    r.name,
+                    r.operation.as_str(),
+                    r.subject,
+                    r.enforce,
+                    r.alert.priority.as_str(),
+                    r.alert.message,
+                    r.alert.template,
+                    r.tags
+                );
+            }
+            out + &diagnostics(&policy.warnings)
+        }
+    }
+}
+
+fn grd_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "grd"));
+    files.sort();
+    files
+}
+
+/// `guardc fmt` is idempotent and changes only layout, on every test
+/// input that parses and on the shipped standard library and policies
+/// (which change independently: only these properties are asserted).
+#[test]
+fn formatting_is_idempotent_and_keeps_meaning() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.join("..");
+    let stdlib = Options {
+        stdlib_dir: Some(root.join("stdlib")),
+    };
+    let modules = manifest.join("tests/frontend/modules");
+    let mut sets: Vec<(PathBuf, Options, bool)> = Vec::new();
+    sets.extend(inputs().into_iter().map(|p| (p, options(), false)));
+    sets.extend(
+        grd_files(&modules)
+            .into_iter()
+            .map(|p| (p, options(), true)),
+    );
+    sets.extend(
+        grd_files(&root.join("stdlib"))
+            .into_iter()
+            .map(|p| (p, stdlib.clone(), true)),
+    );
+    sets.extend(
+        grd_files(&root.join("policies"))
+            .into_iter()
+            .map(|p| (p, stdlib.clone(), false)),
+    );
+    let mut formatted_any = 0;
+    for (path, options, module) in sets {
+        let text = String::from_utf8_lossy(&std::fs::read(&path).expect("readable")).into_owned();
+        let check = |source: &str| -> Result<checked::Policy, Vec<Diagnostic>> {
+            if module {
+                check_module(source, &options).map(|warnings| checked::Policy {
+                    rules: Vec::new(),
+                    warnings,
+                })
+            } else {
+                check_source_with("input.grd", source, &options)
+            }
+        };
+        let Ok(formatted) = format_source(&text) else {
+            continue; // Syntax errors: `fmt` refuses, as it should.
+        };
+        formatted_any += 1;
+        let name = path.display();
+        assert_eq!(
+            format_source(&formatted).as_ref().ok(),
+            Some(&formatted),
+            "{name}: formatting is not idempotent"
+        );
+        assert_eq!(
+            summary(&check(&formatted)),
+            summary(&check(&text)),
+            "{name}: formatting changed the meaning:\n{formatted}"
+        );
+    }
+    assert!(formatted_any > 20, "only {formatted_any} files formatted");
 }

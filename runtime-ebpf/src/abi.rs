@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
@@ -37,6 +37,10 @@ pub const RODATA_PATH_DFA: &str = ".rodata.pdfa";
 pub const RODATA_CMDLINE_DFA: &str = ".rodata.cdfa";
 pub const RODATA_RULES: &str = ".rodata.rules";
 pub const RODATA_RULE_LISTS: &str = ".rodata.rlists";
+/// Process-name DFA (over `comm`), info words are name-identity masks.
+pub const RODATA_NAME_DFA: &str = ".rodata.ndfa";
+/// The uids subjects compare with: `u32` count, then up to [`MAX_UIDS`] `u32`s.
+pub const RODATA_UIDS: &str = ".rodata.uids";
 
 /// Upper bound on tracked tasks. The hash map is not preallocated, so this bounds memory only.
 pub const TASKS_MAX_ENTRIES: u32 = 1 << 20;
@@ -63,6 +67,11 @@ pub struct TaskInfo {
     pub inh_pid1: u64,
     /// [`task_flags`] bits.
     pub flags: u64,
+    /// Identities of the pid namespace's init that this process runs the image of: it is that
+    /// init, or was forked from it without exec since (`image(pid1, …)`).
+    pub img_pid1: u64,
+    /// Executable identities (`exe(…)` patterns) its executable matched at exec.
+    pub exe_ids: u64,
 }
 
 pub mod task_flags {
@@ -75,10 +84,36 @@ pub mod task_flags {
 }
 
 /// Index of each identity word in [`Term`]'s arrays, and in the order the programs test them.
+/// The first five come from the task's entry; the last three are computed at the decision.
 pub const WORD_SELF: usize = 0;
 pub const WORD_ANC: usize = 1;
 pub const WORD_PID1: usize = 2;
-pub const N_WORDS: usize = 3;
+pub const WORD_IMG_PID1: usize = 3;
+pub const WORD_EXE: usize = 4;
+/// Process-name identities of the current `comm`.
+pub const WORD_NAMES: usize = 5;
+/// Bit `i`: the current real uid equals uid table entry `i`.
+pub const WORD_UIDS: usize = 6;
+/// [`FLAG_TTY`] and friends.
+pub const WORD_FLAGS: usize = 7;
+pub const N_WORDS: usize = 8;
+
+/// In [`WORD_FLAGS`]: the task has a controlling terminal.
+pub const FLAG_TTY: u64 = 1;
+
+/// Path-DFA tags at or above this are executable identities (`exe(…)`, bit `tag - base`), not
+/// rules.
+pub const EXE_TAG_BASE: u32 = 0x8000;
+/// Most distinct `exe(…)` patterns, process names and uids a policy may name.
+pub const MAX_EXE_IDS: usize = 64;
+pub const MAX_NAME_IDS: usize = 64;
+pub const MAX_UIDS: usize = 16;
+
+/// Operations a rule covers ([`RuleEntry::ops`]); for an open, the file's mode gives READ
+/// and/or WRITE.
+pub const OP_READ: u32 = 1;
+pub const OP_WRITE: u32 = 2;
+pub const OP_EXEC: u32 = 4;
 
 /// One conjunction of a rule's subject: for each identity word `w`,
 /// `(w & must[w]) == must[w] && (w & must_not[w]) == 0`.
@@ -101,6 +136,9 @@ pub struct RuleEntry {
     pub n_terms: u32,
     /// [`Action`] taken when no term holds.
     pub action: u32,
+    /// `OP_*` bits: the operations the rule covers.
+    pub ops: u32,
+    pub _pad: u32,
 }
 
 /// What a rule does to an operation it does not allow. Ordered by severity: when several rules
@@ -175,6 +213,8 @@ pub mod event_flags {
 
 /// Kinds of [`Event`].
 pub const EVENT_OPEN: u32 = 1;
+/// A program was executed; `path` is the executable, `fd` is -1.
+pub const EVENT_EXEC: u32 = 2;
 
 /// One record in the ring buffer.
 #[repr(C)]
@@ -256,8 +296,14 @@ pub struct Metadata {
     /// The policy file name as given to the compiler.
     pub source: String,
     pub rules: Vec<RuleMeta>,
-    /// Command lines of the identity table, bit `i` = entry `i`.
+    /// Command lines (exact, or `cmdline()` globs) of the identity table, bit `i` = entry `i`.
     pub identities: Vec<String>,
+    /// `exe(…)` patterns, bit `i` = entry `i` (path-DFA tag `EXE_TAG_BASE + i`).
+    pub exes: Vec<String>,
+    /// Process names, bit `i` = entry `i`.
+    pub names: Vec<String>,
+    pub uids: Vec<u32>,
+    pub name_dfa: DfaShape,
     pub path_dfa: DfaShape,
     pub cmdline_dfa: DfaShape,
     pub programs: Vec<ProgramMeta>,
@@ -267,6 +313,8 @@ pub struct Metadata {
 pub struct RuleMeta {
     pub id: u32,
     pub name: String,
+    /// "open", "read", "write" or "exec".
+    pub operation: String,
     pub action: Action,
     /// Falco priority name ("Critical", "Informational", ...).
     pub priority: String,
@@ -319,9 +367,9 @@ mod tests {
 
     #[test]
     fn layouts_are_what_the_templates_assume() {
-        assert_eq!(core::mem::size_of::<TaskInfo>(), 48);
-        assert_eq!(core::mem::size_of::<Term>(), 48);
-        assert_eq!(core::mem::size_of::<RuleEntry>(), 200);
+        assert_eq!(core::mem::size_of::<TaskInfo>(), 64);
+        assert_eq!(core::mem::size_of::<Term>(), 128);
+        assert_eq!(core::mem::size_of::<RuleEntry>(), 528);
         assert_eq!(core::mem::offset_of!(Event, path) % 8, 0);
         assert_eq!(core::mem::size_of::<Event>() % 8, 0);
     }

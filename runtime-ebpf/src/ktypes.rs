@@ -107,6 +107,9 @@ const PP_FILE: KType = KType::Ptr(&KType::Ptr(&KType::Struct("file")));
 const P_VFSMOUNT: KType = KType::Ptr(&KType::Struct("vfsmount"));
 const P_DENTRY: KType = KType::Ptr(&KType::Struct("dentry"));
 const P_MOUNT: KType = KType::Ptr(&KType::Struct("mount"));
+const P_FILE: KType = KType::Ptr(&KType::Struct("file"));
+const P_SIGNAL: KType = KType::Ptr(&KType::Struct("signal_struct"));
+const P_TTY: KType = KType::Ptr(&KType::Struct("tty_struct"));
 const P_CONST_UCHAR: KType = KType::Ptr(&KType::Const(&KType::Int(KInt::UChar)));
 const INT: KType = KType::Int(KInt::Int);
 const UINT: KType = KType::Int(KInt::UInt);
@@ -117,7 +120,7 @@ const ULONG: KType = KType::Int(KInt::ULong);
 static STRUCTS: &[KStruct] = &[
     KStruct {
         name: "task_struct",
-        size: 48,
+        size: 56,
         members: &[
             m("pid", INT, 0),
             m("tgid", INT, 4),
@@ -126,7 +129,25 @@ static STRUCTS: &[KStruct] = &[
             m("files", P_FILES, 24),
             m("fs", P_FS, 32),
             m("thread_pid", P_PID, 40),
+            m("signal", P_SIGNAL, 48),
         ],
+    },
+    KStruct {
+        // Only its address is compared with NULL: a task has a controlling terminal when
+        // `task->signal->tty` is set (what Falco's `proc.tty` reads too).
+        name: "tty_struct",
+        size: 8,
+        members: &[m("index", INT, 0)],
+    },
+    KStruct {
+        name: "signal_struct",
+        size: 8,
+        members: &[m("tty", P_TTY, 0)],
+    },
+    KStruct {
+        name: "linux_binprm",
+        size: 8,
+        members: &[m("file", P_FILE, 0)],
     },
     KStruct {
         name: "mm_struct",
@@ -145,8 +166,12 @@ static STRUCTS: &[KStruct] = &[
     },
     KStruct {
         name: "file",
-        size: 16,
-        members: &[m("f_path", KType::Struct("path"), 0)],
+        size: 24,
+        members: &[
+            m("f_path", KType::Struct("path"), 0),
+            // fmode_t: FMODE_READ 0x1, FMODE_WRITE 0x2.
+            m("f_mode", UINT, 16),
+        ],
     },
     KStruct {
         name: "path",

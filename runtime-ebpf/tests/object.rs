@@ -455,7 +455,8 @@ const FIELDS: &str = "
     path.dentry dentry.d_parent dentry.d_name dentry.d_name.len dentry.d_name.name qstr.len
     qstr.name vfsmount.mnt_root mount.mnt_parent mount.mnt_mountpoint mount.mnt
     mount.mnt.mnt_root fs_struct.root fs_struct.root.mnt fs_struct.root.dentry pid.level
-    pid.numbers pid.numbers.0.nr upid.nr";
+    pid.numbers pid.numbers.0.nr upid.nr task_struct.signal signal_struct.tty tty_struct.index
+    linux_binprm.file file.f_mode";
 
 /// FIELDS as (root, path): the root is `'static` because CoreReloc wants it.
 fn fields() -> Vec<(&'static str, Vec<&'static str>)> {

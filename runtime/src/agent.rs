@@ -27,14 +27,22 @@ pub fn run_load(path: &Path, json: bool, deny_as_kill: bool) -> Result<()> {
         loaded.backend.as_str(),
         loaded.seeded
     );
-    for r in &obj.meta.rules {
+    // Every rule and what it does here; a generated policy of thousands is summarised.
+    const SHOWN: usize = 20;
+    for r in obj.meta.rules.iter().take(SHOWN) {
         let effective = match (r.action, deny_as_kill) {
             (guard_ebpf::abi::Action::Deny, true) => "kill (deny downgraded by --deny-as-kill)",
             (a, _) => a.as_str(),
         };
         eprintln!(
-            "guard-run:   rule {} `{}` (line {}): {effective}",
-            r.id, r.name, r.line
+            "guard-run:   rule {} `{}` (line {}, {}): {effective}",
+            r.id, r.name, r.line, r.operation
+        );
+    }
+    if obj.meta.rules.len() > SHOWN {
+        eprintln!(
+            "guard-run:   ... and {} more rules",
+            obj.meta.rules.len() - SHOWN
         );
     }
     let ring = loaded.take_events()?;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use guard_ebpf::abi::{Action, EVENT_OPEN, Event, RuleMeta, event_flags};
+use guard_ebpf::abi::{Action, EVENT_EXEC, EVENT_OPEN, Event, RuleMeta, event_flags};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -97,10 +97,13 @@ pub fn event_fields(
     if event.flags & event_flags::CMDLINE_TRUNCATED != 0 {
         cmdline.push_str("...");
     }
+    let is_exec = event.kind == EVENT_EXEC;
     let evt_type = match event.kind {
         EVENT_OPEN => Value::from("open"),
+        EVENT_EXEC => Value::from("execve"),
         _ => Value::Null,
     };
+    let path = Value::from(lossy(event.path_bytes()));
     let action = if event.flags & event_flags::KILL_FAILED != 0 {
         Value::from("kill failed")
     } else {
@@ -123,9 +126,9 @@ pub fn event_fields(
         ("user.uid", Value::from(event.uid)),
         ("user.name", user_name.map_or(Value::Null, Value::from)),
         ("group.gid", Value::from(event.gid)),
-        ("fd.name", Value::from(lossy(event.path_bytes()))),
-        // Not collected by the kernel programs yet.
-        ("proc.exepath", Value::Null),
+        // An exec event's path is the program; an open event's the file.
+        ("fd.name", if is_exec { Value::Null } else { path.clone() }),
+        ("proc.exepath", if is_exec { path } else { Value::Null }),
         ("container.id", Value::Null),
         ("container.name", Value::Null),
         ("container.image.repository", Value::Null),
@@ -392,6 +395,7 @@ mod tests {
         RuleMeta {
             id: 0,
             name: "Vault secret direct read".into(),
+            operation: "read".into(),
             action: Action::Kill,
             priority: priority.into(),
             output: output.into(),

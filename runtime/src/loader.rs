@@ -169,7 +169,7 @@ fn seed_tasks(ebpf: &mut Ebpf, obj: &GuardObject) -> Result<usize> {
     let mut tasks: BpfHashMap<&mut MapData, u32, PodTaskInfo> = BpfHashMap::try_from(map)?;
     let mut seeded = 0;
     for _ in 0..2 {
-        let scan = procscan::scan(Path::new("/proc"), &obj.cmdline_dfa)
+        let scan = procscan::scan(Path::new("/proc"), &obj.identities)
             .map_err(|e| anyhow!("cannot scan /proc: {e}"))?;
         for (tid, info) in scan {
             match tasks.insert(tid, PodTaskInfo(info), BPF_NOEXIST) {

@@ -22,9 +22,13 @@ use std::path::{Path, PathBuf};
 
 use guard_ebpf::abi::{CMDLINE_MAX, TaskInfo, task_flags};
 
-/// Computes the identity word of a normalised command line.
+/// Computes the identity word of a normalised command line, and the executable identities of
+/// an executable's path (none by default).
 pub trait CmdlineMatcher {
     fn identities(&self, cmdline: &[u8]) -> u64;
+    fn exe_identities(&self, _exe: &[u8]) -> u64 {
+        0
+    }
 }
 
 // The cmdline DFA's accepting-state info is the identity mask; start state 1.
@@ -61,6 +65,8 @@ struct Proc {
     ns_init: bool,
     /// Depth of its pid namespace (entries on `NSpid:` minus one).
     ns_level: usize,
+    /// The executable's path (`/proc/<pid>/exe`), empty if unknown (kernel threads).
+    exe: Vec<u8>,
     /// `None`: command line too long.
     cmdline: Option<Vec<u8>>,
     threads: Vec<u32>,
@@ -123,9 +129,25 @@ fn inherit<M: CmdlineMatcher + ?Sized>(
             }
             chain.push(ppid);
         }
+        let mut parent_image: Option<(&[u8], Option<&[u8]>)> = chain
+            .last()
+            .and_then(|top| procs.get(&procs[top].ppid))
+            .map(|pp| (pp.exe.as_slice(), pp.cmdline.as_deref()));
         for &pid in chain.iter().rev() {
             let p = &procs[&pid];
-            let info = exec_info(p, &inherited, parent_level == Some(p.ns_level), matcher);
+            // /proc does not say whether a process exec'd after its fork; one that has its
+            // parent's executable and command line is taken to run its parent's image (a
+            // forked worker). An exec'd child rarely repeats both.
+            let same_image =
+                !p.exe.is_empty() && parent_image == Some((p.exe.as_slice(), p.cmdline.as_deref()));
+            let info = exec_info(
+                p,
+                &inherited,
+                parent_level == Some(p.ns_level),
+                same_image,
+                matcher,
+            );
+            parent_image = Some((p.exe.as_slice(), p.cmdline.as_deref()));
             done.insert(pid, info);
             inherited = info;
             parent_level = Some(p.ns_level);
@@ -143,6 +165,7 @@ fn exec_info<M: CmdlineMatcher + ?Sized>(
     p: &Proc,
     parent: &TaskInfo,
     same_pid_ns: bool,
+    same_image: bool,
     matcher: &M,
 ) -> TaskInfo {
     let inh_pid1 = if same_pid_ns { parent.pid1_ids } else { 0 };
@@ -161,6 +184,14 @@ fn exec_info<M: CmdlineMatcher + ?Sized>(
         inh_anc: parent.anc_ids,
         inh_pid1,
         flags,
+        img_pid1: if p.ns_init {
+            self_ids
+        } else if same_image && same_pid_ns {
+            parent.img_pid1
+        } else {
+            0
+        },
+        exe_ids: matcher.exe_identities(&p.exe),
     }
 }
 
@@ -202,10 +233,15 @@ fn read_proc(dir: &Path, pid: u32) -> Result<Option<Proc>, ScanError> {
             }
         }
     }
+    // Kernel threads have no executable; a process may also exit while we look.
+    let exe = std::fs::read_link(dir.join("exe"))
+        .map(|p| p.into_os_string().into_encoded_bytes())
+        .unwrap_or_default();
     Ok(Some(Proc {
         ppid,
         ns_init,
         ns_level,
+        exe,
         cmdline: normalize_cmdline(&raw),
         threads,
     }))
@@ -376,6 +412,9 @@ mod tests {
             inh_anc,
             inh_pid1,
             flags,
+            // No `exe` links in the fake tree: only a namespace's init runs a known image.
+            img_pid1: if flags & INIT != 0 { self_ids } else { 0 },
+            exe_ids: 0,
         }
     }
 

@@ -57,10 +57,10 @@ fn a_truncated_object_is_refused() {
 fn an_object_of_another_format_version_is_refused() {
     let obj = seed_object();
     // Rewrite the version inside the metadata JSON; same length, so offsets stay valid.
-    let needle = b"\"format_version\":1,";
+    let needle = format!("\"format_version\":{},", guard_ebpf::abi::FORMAT_VERSION).into_bytes();
     let at = obj
         .windows(needle.len())
-        .position(|w| w == needle)
+        .position(|w| w == needle.as_slice())
         .expect("metadata has a format version");
     let mut bad = obj.clone();
     bad[at + needle.len() - 2] = b'9';

@@ -1,11 +1,79 @@
-//! Alert clauses: priorities, and the `%field` references of messages.
+//! Alert clauses (priorities, and the `%field` references of messages),
+//! tags and rule names: what ends up in an alert.
 
 use super::Checker;
+use super::objects::default_rule_name;
 use crate::checked::{Alert, Enforce, Field, MessagePart, Priority};
 use crate::diag::{Diagnostic, codes, list, suggest};
 use crate::syntax::ast;
 
-impl Checker<'_> {
+impl Checker<'_, '_> {
+    /// `tags [TAG, …]`: names or strings, duplicates removed, order kept.
+    pub(super) fn tags(&mut self, tags: Option<&ast::Tags>) -> Option<Vec<String>> {
+        let Some(tags) = tags else {
+            return Some(Vec::new());
+        };
+        let before = self.error_count();
+        let mut out: Vec<String> = Vec::new();
+        for item in &tags.items {
+            let tag = match item {
+                ast::Value::Name(name) => name.name.clone(),
+                ast::Value::Literal(lit) if !lit.is_quoted() => {
+                    self.error(
+                        Diagnostic::error(
+                            codes::INVALID_TAG,
+                            format!("the tag `{}` is a path pattern", lit.text),
+                            lit.span,
+                            "not a tag",
+                        )
+                        .with_help(format!(
+                            "tags are names or strings: write `\"{}\"`",
+                            lit.text
+                        )),
+                    );
+                    continue;
+                }
+                ast::Value::Literal(lit) if lit.text.trim().is_empty() => {
+                    self.error(Diagnostic::error(
+                        codes::INVALID_TAG,
+                        "empty tag",
+                        lit.span,
+                        "empty",
+                    ));
+                    continue;
+                }
+                ast::Value::Literal(lit) => lit.text.clone(),
+            };
+            if !out.contains(&tag) {
+                out.push(tag);
+            }
+        }
+        (self.error_count() == before).then_some(out)
+    }
+
+    /// `rule "NAME"`, or the default name.
+    pub(super) fn rule_name(&mut self, rule: &ast::Rule) -> Option<String> {
+        let Some(name) = &rule.name else {
+            return Some(default_rule_name(rule));
+        };
+        if name.value.value.trim().is_empty() {
+            self.error(
+                Diagnostic::error(
+                    codes::EMPTY_RULE_NAME,
+                    "empty rule name",
+                    name.value.span,
+                    "empty",
+                )
+                .with_help(format!(
+                    "name the rule, or remove `rule \"\"` to get the default name `{}`",
+                    default_rule_name(rule)
+                )),
+            );
+            return None;
+        }
+        Some(name.value.value.clone())
+    }
+
     pub(super) fn alert(
         &mut self,
         clause: Option<&ast::AlertClause>,
@@ -85,7 +153,7 @@ impl Checker<'_> {
     /// value. Both scans agree because no escape sequence contains `%` or a
     /// field-name character.
     fn message(&mut self, message: &ast::StrLit) -> Option<Vec<MessagePart>> {
-        let before = self.diagnostics.len();
+        let before = self.error_count();
         // +1: the raw text starts after the opening quote.
         let span_of =
             |range: std::ops::Range<usize>| message.span.inner(range.start + 1..range.end + 1);
@@ -127,7 +195,7 @@ impl Checker<'_> {
                 Piece::Text(_) | Piece::Percent => {}
             }
         }
-        if self.diagnostics.len() != before {
+        if self.error_count() != before {
             return None;
         }
         let value = &message.value;
@@ -220,7 +288,10 @@ fn truncate(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::span::{LineIndex, Span};
+    use crate::check::tests::NoModules;
+    use crate::check::{Checker, Session};
+    use crate::diag::File;
+    use crate::span::Span;
 
     #[test]
     fn scans_fields_percents_and_trailing_dots() {
@@ -243,10 +314,9 @@ mod tests {
 
     #[test]
     fn priority_defaults_depend_on_enforcement() {
-        let mut checker = Checker {
-            lines: LineIndex::new(""),
-            diagnostics: Vec::new(),
-        };
+        let mut modules = NoModules;
+        let mut session = Session::new(&mut modules);
+        let mut checker = Checker::new(&mut session, File::Main, None);
         let alert = checker.alert(None, Enforce::Kill);
         assert_eq!(alert.map(|a| a.priority), Some(Priority::Critical));
         let clause = ast::AlertClause {

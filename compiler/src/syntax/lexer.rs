@@ -2,7 +2,7 @@
 //!
 //! Lexical errors do not stop lexing. Each one is recorded as a [`LexError`]
 //! and replaced in the token stream by [`Token::Error`], which no grammar
-//! production accepts: the parser then recovers at the next `guard`, and
+//! production accepts: the parser then recovers at the next item, and
 //! the parser wrapper drops the resulting syntax error because the lexer has
 //! already explained the problem.
 
@@ -69,18 +69,47 @@ pub enum Token<'src> {
     Or,
     #[token("not")]
     Not,
+    #[token("import")]
+    Import,
+    #[token("list")]
+    List,
+    #[token("macro")]
+    Macro,
+    #[token("rule")]
+    Rule,
+    #[token("open")]
+    Open,
+    #[token("read")]
+    Read,
+    #[token("write")]
+    Write,
+    #[token("exec")]
+    Exec,
+    #[token("tags")]
+    Tags,
     #[token("(")]
     LParen,
     #[token(")")]
     RParen,
+    #[token("[")]
+    LBracket,
+    #[token("]")]
+    RBracket,
     #[token(",")]
     Comma,
+    #[token("=")]
+    Equals,
 
     /// An unquoted path pattern. INVARIANT: the excluded characters match
     /// the ones documented for patterns (whitespace, `"`, `#`, `(`, `)`,
-    /// `,`), so a pattern can sit right before a comment or a call.
-    #[regex(r##"/[^\s"#(),]*"##, |lex| lex.slice())]
+    /// `,`, `[`, `]`), so a pattern can sit right before a comment, a call's
+    /// `)` or a list's `]`; `\x` escapes any of them.
+    #[regex(r##"/(?:[^\s"#(),\[\]\\]|\\[^\s])*"##, |lex| lex.slice())]
     Path(&'src str),
+
+    /// A decimal number (`uid(1000)`); its range is checked by the checker.
+    #[regex(r"[0-9]+", |lex| lex.slice())]
+    Number(&'src str),
 
     #[regex(r"[A-Za-z_][A-Za-z0-9_.]*", |lex| lex.slice())]
     Ident(&'src str),
@@ -155,10 +184,35 @@ fn lex_string<'src>(lex: &mut logos::Lexer<'src, Token<'src>>) -> Result<String,
 }
 
 impl Token<'_> {
+    /// Whether the token is a reserved word.
+    pub fn is_keyword(&self) -> bool {
+        matches!(
+            self,
+            Token::Guard
+                | Token::Allow
+                | Token::Else
+                | Token::Kill
+                | Token::Deny
+                | Token::Alert
+                | Token::And
+                | Token::Or
+                | Token::Not
+                | Token::Import
+                | Token::List
+                | Token::Macro
+                | Token::Rule
+                | Token::Open
+                | Token::Read
+                | Token::Write
+                | Token::Exec
+                | Token::Tags
+        )
+    }
+
     /// How the token is named in error messages ("found …").
     pub fn describe(&self) -> String {
         match self {
-            Token::Path(_) | Token::Ident(_) | Token::Str(_) => {
+            Token::Path(_) | Token::Ident(_) | Token::Str(_) | Token::Number(_) => {
                 format!("{} `{}`", self.kind(), shorten(&self.to_string()))
             }
             other => format!("`{other}`"),
@@ -171,6 +225,7 @@ impl Token<'_> {
             Token::Path(_) => "path pattern".to_string(),
             Token::Ident(_) => "name".to_string(),
             Token::Str(_) => "string".to_string(),
+            Token::Number(_) => "number".to_string(),
             Token::Error => "invalid token".to_string(),
             other => format!("`{other}`"),
         }
@@ -197,10 +252,22 @@ impl fmt::Display for Token<'_> {
             Token::And => "and",
             Token::Or => "or",
             Token::Not => "not",
+            Token::Import => "import",
+            Token::List => "list",
+            Token::Macro => "macro",
+            Token::Rule => "rule",
+            Token::Open => "open",
+            Token::Read => "read",
+            Token::Write => "write",
+            Token::Exec => "exec",
+            Token::Tags => "tags",
             Token::LParen => "(",
             Token::RParen => ")",
+            Token::LBracket => "[",
+            Token::RBracket => "]",
             Token::Comma => ",",
-            Token::Path(text) | Token::Ident(text) => text,
+            Token::Equals => "=",
+            Token::Path(text) | Token::Ident(text) | Token::Number(text) => text,
             Token::Str(value) => return write!(f, "{value:?}"),
             Token::Error => "<error>",
         };
@@ -276,6 +343,33 @@ mod tests {
         assert_eq!(
             kinds("guards or_x"),
             vec![Token::Ident("guards"), Token::Ident("or_x")]
+        );
+    }
+
+    #[test]
+    fn lexes_v2_items() {
+        assert_eq!(
+            kinds(r"list l = [/a/**, /b\], x] uid(0) tags [t]"),
+            vec![
+                Token::List,
+                Token::Ident("l"),
+                Token::Equals,
+                Token::LBracket,
+                Token::Path("/a/**"),
+                Token::Comma,
+                Token::Path(r"/b\]"),
+                Token::Comma,
+                Token::Ident("x"),
+                Token::RBracket,
+                Token::Ident("uid"),
+                Token::LParen,
+                Token::Number("0"),
+                Token::RParen,
+                Token::Tags,
+                Token::LBracket,
+                Token::Ident("t"),
+                Token::RBracket,
+            ]
         );
     }
 

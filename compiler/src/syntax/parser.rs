@@ -17,8 +17,8 @@ lalrpop_util::lalrpop_mod!(
     guard
 );
 
-/// Parses a whole file. The returned policy holds every rule that parsed;
-/// broken rules are left out and explained in the diagnostics.
+/// Parses a whole file. The returned policy holds every item that parsed;
+/// broken items are left out and explained in the diagnostics.
 pub fn parse(source: &str) -> (ast::Policy, Vec<Diagnostic>) {
     let (tokens, lex_errors) = lexer::lex(source);
     let mut diagnostics: Vec<Diagnostic> = lex_errors
@@ -42,22 +42,32 @@ pub fn parse(source: &str) -> (ast::Policy, Vec<Diagnostic>) {
         Ok(policy) => policy,
         Err(error) => {
             diagnostics.extend(syntax_diagnostic(error));
-            ast::Policy { rules: Vec::new() }
+            ast::Policy::default()
         }
     };
-    diagnostics.sort_by_key(|d| d.primary.0);
+    diagnostics.sort_by_key(|d| d.primary.span);
     (policy, diagnostics)
 }
 
-/// The most `and`, `or`, `not` and `(` one rule may contain.
+/// The most `and`, `or`, `not` and `(` one item (rule or macro) may contain.
 ///
-/// INVARIANT: this bounds the depth of every condition tree, and so the
-/// recursion depth of every pass over conditions (checker, printing,
-/// lowering, even dropping the tree). Without it a file of 100 000 `not`s
-/// overflows the stack.
+/// INVARIANT: this bounds the depth of every condition tree in the syntax
+/// tree, and so the recursion depth of every pass over them (checker,
+/// formatter, even dropping the tree). Without it a file of 100 000 `not`s
+/// overflows the stack. Macro expansion is bounded separately, by
+/// [`crate::checked::MAX_SUBJECT_NODES`].
 pub const MAX_CONDITION_OPERATORS: usize = 256;
 
-/// Replaces each rule with too many operators by a single
+/// Whether a token can only start an item (so an item runs from one such
+/// token to the next).
+pub fn starts_item(token: &Token<'_>) -> bool {
+    matches!(
+        token,
+        Token::Guard | Token::Rule | Token::List | Token::Macro | Token::Import
+    )
+}
+
+/// Replaces each item with too many operators by a single
 /// [`Token::Error`] (so the parser skips it silently) and reports it.
 fn refuse_huge_conditions<'src>(
     tokens: Vec<lexer::Spanned<'src>>,
@@ -69,8 +79,7 @@ fn refuse_huge_conditions<'src>(
         return tokens; // The common case: no rule can be over the limit.
     }
     let mut out = Vec::with_capacity(tokens.len());
-    // A rule runs from one `guard` to the next.
-    for chunk in tokens.chunk_by(|_, (_, next, _)| *next != Token::Guard) {
+    for chunk in tokens.chunk_by(|_, (_, next, _)| !starts_item(next)) {
         let mut operators = chunk.iter().filter(|(_, t, _)| is_operator(t));
         match (
             operators.nth(MAX_CONDITION_OPERATORS),
@@ -82,12 +91,12 @@ fn refuse_huge_conditions<'src>(
                     Diagnostic::error(
                         codes::CONDITION_TOO_COMPLEX,
                         format!(
-                            "condition too complex: more than {MAX_CONDITION_OPERATORS} `and`, `or`, `not` and parentheses in one rule"
+                            "condition too complex: more than {MAX_CONDITION_OPERATORS} `and`, `or`, `not` and parentheses in one item"
                         ),
                         Span::new(start, end),
                         "over the limit here",
                     )
-                    .with_help("split the rule into several rules"),
+                    .with_help("split the condition into macros, or the rule into several rules"),
                 );
                 out.push((first, Token::Error, last));
             }
@@ -255,18 +264,36 @@ fn names(expected: &[String]) -> Vec<&str> {
     expected.iter().map(|s| s.trim_matches('"')).collect()
 }
 
+/// The keywords that start an item, in the order messages list them.
+const ITEM_KEYWORDS: [&str; 5] = ["guard", "rule", "list", "macro", "import"];
+
 /// Turns lalrpop's "expected one of …" list into words, e.g. `a path
-/// pattern or `allow``.
+/// pattern, a list name or `allow``.
 ///
 /// INVARIANT: the groups below use the terminal names declared in
 /// `grammar/guard.lalrpop`.
 fn describe_expected(expected: &[String]) -> String {
     let mut left = names(expected);
     let mut parts: Vec<String> = Vec::new();
+    // Where an item may end, any item keyword may follow: say so in three
+    // words rather than five keywords.
+    if ITEM_KEYWORDS.iter().all(|k| left.contains(k)) && left.len() > ITEM_KEYWORDS.len() {
+        left.retain(|name| !ITEM_KEYWORDS.contains(name));
+        left.push("new item");
+    }
     // Groups of terminals that together mean one thing to a user; checked
     // in order, each group is used only if all of its members are expected.
-    let groups: [(&[&str], &[&str]); 5] = [
+    let groups: [(&[&str], &[&str]); 9] = [
         (&["not", "(", "identifier"], &["a condition"]),
+        (&["open", "read", "write", "exec"], &["an operation"]),
+        (
+            &["identifier", "string", "path", "number"],
+            &["an argument"],
+        ),
+        (
+            &["path", "string", "identifier"],
+            &["a path pattern", "a list name"],
+        ),
         (&["path", "string"], &["a path pattern"]),
         (
             &["identifier", "alert", "string"],
@@ -274,6 +301,10 @@ fn describe_expected(expected: &[String]) -> String {
         ),
         (&["identifier", "string"], &["a name", "a string"]),
         (&["kill", "deny", "alert"], &["`kill`", "`deny`", "`alert`"]),
+        (
+            &ITEM_KEYWORDS,
+            &["`guard`", "`rule`", "`list`", "`macro`", "`import`"],
+        ),
     ];
     for (members, words) in groups {
         if members.iter().all(|m| left.contains(m)) {
@@ -285,6 +316,8 @@ fn describe_expected(expected: &[String]) -> String {
         "path" => "a path pattern".to_string(),
         "identifier" => "a name".to_string(),
         "string" => "a string".to_string(),
+        "number" => "a number".to_string(),
+        "new item" => "a new item".to_string(),
         other => format!("`{other}`"),
     }));
     if parts.is_empty() {
@@ -296,26 +329,52 @@ fn describe_expected(expected: &[String]) -> String {
 /// A fix-it hint for the common mistakes the expected set reveals.
 fn hint(expected: &[String], found: Option<&Token<'_>>) -> Option<String> {
     let expected = names(expected);
+    let has = |name: &str| expected.contains(&name);
     let example = "ancestor(pid1, \"python app.py\")";
-    if expected.contains(&"not") && expected.contains(&"(") {
+    if has("not") && has("(") {
         return Some(format!("a condition looks like `{example}`"));
     }
-    if expected.contains(&"kill") && expected.contains(&"deny") {
+    if has("kill") && has("deny") {
         return Some("after `else`, write `kill`, `deny` and/or `alert`".to_string());
     }
-    if expected.contains(&"else") {
+    if has("else") {
         return Some("a rule ends with `else` followed by `kill`, `deny` or `alert`".to_string());
     }
-    if expected == ["guard"] {
+    if expected.len() == ITEM_KEYWORDS.len() && ITEM_KEYWORDS.iter().all(|k| has(k)) {
         return Some("every rule starts with `guard`".to_string());
     }
-    if expected == ["path", "string"] {
-        return Some("path patterns are absolute, e.g. `/mnt/secrets/*`".to_string());
+    if has("open") && has("path") {
+        return Some(
+            "name what the rule guards after `guard`, e.g. `guard /mnt/secrets/** allow …` or `guard exec \"curl\" allow …`"
+                .to_string(),
+        );
     }
-    if expected.contains(&"allow") && matches!(found, Some(Token::Ident(_))) {
+    if has("allow") && matches!(found, Some(Token::Ident(_) | Token::LParen)) {
         return Some(format!(
             "write `allow` before the condition, e.g. `guard /mnt/secrets/* allow {example} else kill`"
         ));
+    }
+    if has("string")
+        && let Some(keyword) = found.filter(|t| t.is_keyword())
+    {
+        return Some(format!(
+            "`{keyword}` is a keyword; write `\"{keyword}\"` if you mean the text"
+        ));
+    }
+    if has("]") && has(",") {
+        return Some("separate list items with `,` and end the list with `]`".to_string());
+    }
+    if expected == ["="] {
+        return Some(
+            "a definition looks like `list NAME = [ITEM, …]` or `macro NAME = CONDITION`"
+                .to_string(),
+        );
+    }
+    if expected == ["["] {
+        return Some("a list is written in brackets, e.g. `[\"sh\", \"bash\"]`".to_string());
+    }
+    if expected == ["string"] {
+        return Some("write it in double quotes, e.g. `import \"k8s\"`".to_string());
     }
     None
 }
@@ -346,11 +405,12 @@ mod tests {
     }
 
     #[test]
-    fn recovers_at_each_rule() {
-        let (policy, diagnostics) =
-            parse("guard allow\nguard /a allow f(x) else kill\nguard /b else kill");
-        assert_eq!(policy.rules.len(), 1);
-        assert_eq!(diagnostics.len(), 2);
+    fn recovers_at_each_item() {
+        let (policy, diagnostics) = parse(
+            "guard allow\nguard /a allow f(x) else kill\nlist l = [a b]\nmacro m = \nguard /b else kill\nmacro n = tty",
+        );
+        assert_eq!(policy.items.len(), 2);
+        assert_eq!(diagnostics.len(), 4);
     }
 
     /// Regression: lalrpop aborts (instead of recovering) on a token the
@@ -358,7 +418,7 @@ mod tests {
     #[test]
     fn lexical_errors_do_not_stop_parsing() {
         let (policy, diagnostics) = parse("@ guard /a allow f(x) else kill guard");
-        assert_eq!(policy.rules.len(), 1);
+        assert_eq!(policy.items.len(), 1);
         let codes: Vec<_> = diagnostics.iter().map(|d| d.code).collect();
         assert_eq!(codes, [codes::UNEXPECTED_CHAR, codes::UNEXPECTED_EOF]);
     }

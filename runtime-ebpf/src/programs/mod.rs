@@ -8,9 +8,10 @@ mod common;
 mod open;
 mod tracking;
 mod verdict;
+mod walk;
 
 pub use common::table_size;
-pub use open::SCRATCH_SIZE as OPEN_SCRATCH_SIZE;
+pub use walk::SCRATCH_SIZE as OPEN_SCRATCH_SIZE;
 
 use crate::abi::{Attach, DfaShape, ProgramMeta, Role};
 use crate::asm::{Asm, AsmError, Assembled};
@@ -23,6 +24,13 @@ pub struct Params {
     pub n_rules: u32,
     /// Number of u16 entries in the rule-list table.
     pub rule_list_len: u32,
+    pub name_dfa: DfaShape,
+    /// Process names the subjects use (0: the name DFA is not run).
+    pub n_names: u32,
+    /// Entries of the uid table (0: uids are not compared).
+    pub n_uids: u32,
+    /// Whether a subject asks for a controlling terminal.
+    pub uses_tty: bool,
 }
 
 /// One emitted program with its ELF section and attach point.
@@ -58,8 +66,9 @@ impl Program {
     }
 }
 
-/// Size of the exec program's per-CPU scratch value (the command-line buffer).
-pub const EXEC_SCRATCH_SIZE: u32 = crate::abi::CMDLINE_MAX as u32;
+/// Size of the exec program's per-CPU scratch value: the walk's header and path buffer, then
+/// the command-line buffer.
+pub const EXEC_SCRATCH_SIZE: u32 = walk::SCRATCH_SIZE + crate::abi::CMDLINE_MAX as u32;
 
 /// The programs of the tracepoint backend: identity tracking and the open check.
 pub fn tracepoint_backend(p: &Params) -> Result<Vec<Program>, AsmError> {

@@ -8,7 +8,7 @@
 use core::mem::offset_of;
 
 use super::common::{current_tid, dfa_info, dfa_step, read_kernel_to_stack, scratch, zero_stack};
-use super::{Params, Program};
+use super::{Params, Program, verdict, walk};
 use crate::abi::{self, TaskInfo, task_flags};
 use crate::asm::{Alu, Asm, AsmError, Cond, FP, Helper, R0, R1, R2, R3, R4, R6, R7, R8, R9, Size};
 use crate::ktypes::field;
@@ -16,17 +16,26 @@ use crate::ktypes::field;
 /// Stack layout shared by the tracking programs.
 const KEY: i16 = -4; // u32 tid of the task being written
 const KEY2: i16 = -8; // u32 second key (parent tid, scratch key)
-const INFO: i16 = -56; // TaskInfo, 48 bytes: -56..-8
-const TMP: i16 = -64;
-const TMP2: i16 = -72;
-const LEN: i16 = -80;
-const ARG_START: i16 = -88;
+const INFO: i16 = -72; // TaskInfo, 64 bytes: -72..-8
+const TMP: i16 = -80;
+const TMP2: i16 = -88;
+const LEN: i16 = -96;
+const ARG_START: i16 = -104;
+const TASK: i16 = -112; // the exec'ing task (BTF pointer, spilled)
+const BPRM: i16 = -120; // its linux_binprm (BTF pointer, spilled)
+const LIST: i16 = -128; // rule list of the executable's path
 
 fn info_field(offset: usize) -> i16 {
     INFO + offset as i16
 }
 
-/// The exec program: `tp_btf/sched_process_exec`, args `(task, old_pid, bprm)`.
+/// Where the exec program keeps the command line in its scratch value, after the walk's
+/// header and path buffer.
+const CMD_OFF: i32 = walk::SCRATCH_SIZE as i32;
+
+/// The exec program: `tp_btf/sched_process_exec`, args `(task, old_pid, bprm)`. Computes the
+/// task's identities for its new image, then judges the exec rules that the executable's path
+/// selects.
 pub fn exec(p: &Params) -> Result<Program, AsmError> {
     let mut a = Asm::new("guard_exec");
     let out = a.label();
@@ -34,10 +43,15 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
     let identity_done = a.label();
     let not_init = a.label();
 
-    a.comment("r6 = the task that just exec'd (BTF pointer from the tracepoint's arguments)");
-    a.ldx(Size::DW, R6, R1, 0);
+    a.comment(
+        "the task that just exec'd and its binprm (BTF pointers from the tracepoint's arguments)",
+    );
+    a.ldx(Size::DW, R2, R1, 0);
+    a.stx(Size::DW, FP, TASK, R2);
+    a.ldx(Size::DW, R2, R1, 16);
+    a.stx(Size::DW, FP, BPRM, R2);
     current_tid(&mut a, KEY);
-    zero_stack(&mut a, INFO, 48);
+    zero_stack(&mut a, INFO, 64);
 
     a.comment(
         "inherited identities come from the entry fork made; a task unknown to guard inherits none",
@@ -58,7 +72,8 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
     a.bind(no_entry);
 
     a.comment("is this task the init of its pid namespace? pid->numbers[pid->level].nr == 1");
-    ns_init_check(&mut a, R6, not_init);
+    a.ldx(Size::DW, R7, FP, TASK);
+    ns_init_check(&mut a, R7, not_init);
     a.st(
         Size::DW,
         FP,
@@ -68,8 +83,9 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
     a.bind(not_init);
 
     a.comment("the command line: argv as laid out by exec, between mm->arg_start and mm->arg_end");
-    scratch(&mut a, abi::MAP_EXEC_SCRATCH, KEY2, R7, out);
-    a.ldx_field(Size::DW, R1, R6, field("task_struct", &["mm"]));
+    scratch(&mut a, abi::MAP_EXEC_SCRATCH, KEY2, R6, out);
+    a.ldx(Size::DW, R7, FP, TASK);
+    a.ldx_field(Size::DW, R1, R7, field("task_struct", &["mm"]));
     a.ldx_field(Size::DW, R2, R1, field("mm_struct", &["arg_start"]));
     a.ldx_field(Size::DW, R3, R1, field("mm_struct", &["arg_end"]));
     a.stx(Size::DW, FP, ARG_START, R2);
@@ -77,7 +93,8 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
     a.comment("longer than we read: fail closed, grant no identity");
     a.jmp_imm(Cond::Gt, R3, abi::CMDLINE_MAX as i32, no_identity);
     a.stx(Size::DW, FP, LEN, R3);
-    a.mov(R1, R7);
+    a.mov(R1, R6);
+    a.alu_imm(Alu::Add, R1, CMD_OFF);
     a.mov(R2, R3);
     a.ldx(Size::DW, R3, FP, ARG_START);
     a.call(Helper::ProbeReadUser);
@@ -89,9 +106,9 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
     a.jmp_imm(Cond::Eq, R1, 0, keep);
     a.alu_imm(Alu::Sub, R1, 1);
     a.alu_imm(Alu::And, R1, abi::CMDLINE_MAX as i32 - 1);
-    a.mov(R2, R7);
+    a.mov(R2, R6);
     a.alu_reg(Alu::Add, R2, R1);
-    a.ldx(Size::B, R3, R2, 0);
+    a.ldx(Size::B, R3, R2, CMD_OFF as i16);
     a.jmp_imm(Cond::Ne, R3, 0, keep);
     a.stx(Size::DW, FP, LEN, R1);
     a.bind(keep);
@@ -106,9 +123,9 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
     a.jmp_imm(Cond::Ge, R9, abi::CMDLINE_MAX as i32, done);
     a.ldx(Size::DW, R1, FP, LEN);
     a.jmp_reg(Cond::Ge, R9, R1, done);
-    a.mov(R2, R7);
+    a.mov(R2, R6);
     a.alu_reg(Alu::Add, R2, R9);
-    a.ldx(Size::B, R3, R2, 0);
+    a.ldx(Size::B, R3, R2, CMD_OFF as i16);
     a.jmp_imm(Cond::Ne, R3, 0, not_nul);
     a.mov_imm(R3, i32::from(b' '));
     a.bind(not_nul);
@@ -128,8 +145,9 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
 
     a.bind(identity_done);
     a.comment(
-        "anc = inherited | self; pid1 = inherited | (self if this task is its namespace's init)",
+        "anc = inherited | self; pid1 = inherited | (self if this task is its namespace's init);",
     );
+    a.comment("img_pid1 = self if this task is its namespace's init (a new image starts here)");
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, self_ids)));
     a.ldx(Size::DW, R2, FP, info_field(offset_of!(TaskInfo, inh_anc)));
     a.alu_reg(Alu::Or, R2, R1);
@@ -140,13 +158,11 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
     a.jmp_imm(Cond::Set, R3, task_flags::NS_INIT as i32, keep_pid1);
     a.mov_imm(R1, 0);
     a.bind(keep_pid1);
+    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, img_pid1)), R1);
     a.alu_reg(Alu::Or, R2, R1);
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_ids)), R2);
 
-    update_tasks(&mut a, KEY);
-    a.bind(out);
-    a.mov_imm(R0, 0);
-    a.exit();
+    exe_walk(&mut a, p, out)?;
     Program::finish(
         a,
         "tp_btf/sched_process_exec",
@@ -154,6 +170,90 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
             name: "sched_process_exec".into(),
         },
     )
+}
+
+/// The second half of the exec program: walk the new executable's path (fail closed when it
+/// cannot be read whole), take its executable identities, store the task's entry, then judge
+/// the exec rules the path selected.
+fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmError> {
+    let walked = a.label();
+    let truncated = a.label();
+    let dead = a.label();
+    let store = a.label();
+    a.st(Size::DW, R6, walk::H_FD, -1);
+    a.st(Size::DW, R6, walk::H_OPS, abi::OP_EXEC as i32);
+    a.ldx(Size::DW, R8, FP, TASK);
+    a.ldx(Size::DW, R9, FP, BPRM);
+    a.ldx_field(Size::DW, R9, R9, field("linux_binprm", &["file"]));
+    walk::walk(a, p, dead, walked, truncated);
+
+    a.bind(walked);
+    a.ldx(Size::DW, R7, R6, walk::H_STATE);
+    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
+    a.alu_imm(Alu::Lsh, R8, 32);
+    a.alu_imm(Alu::Rsh, R8, 32);
+    a.stx(Size::DW, FP, LIST, R8);
+    a.comment("executable identities: list entries from EXE_TAG_BASE on");
+    let top = a.label();
+    let next = a.label();
+    let ids_done = a.label();
+    a.jmp_imm(Cond::Eq, R8, 0, store);
+    a.jmp_imm(Cond::Ge, R8, p.rule_list_len as i32, store);
+    a.mov_imm(R9, 0);
+    a.bind(top);
+    a.jmp_imm(Cond::Ge, R9, abi::MAX_RULES_PER_LIST as i32, ids_done);
+    a.ldx(Size::DW, R8, FP, LIST);
+    a.mov(R2, R8);
+    a.alu_imm(Alu::Lsh, R2, 1);
+    a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
+    a.alu_reg(Alu::Add, R3, R2);
+    a.ldx(Size::H, R1, R3, 0);
+    a.jmp_reg(Cond::Ge, R9, R1, ids_done);
+    a.mov(R2, R8);
+    a.alu_reg(Alu::Add, R2, R9);
+    a.alu_imm(Alu::Add, R2, 1);
+    a.jmp_imm(Cond::Ge, R2, p.rule_list_len as i32, ids_done);
+    a.alu_imm(Alu::Lsh, R2, 1);
+    a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
+    a.alu_reg(Alu::Add, R3, R2);
+    a.ldx(Size::H, R1, R3, 0);
+    a.jmp_imm(Cond::Lt, R1, abi::EXE_TAG_BASE as i32, next);
+    a.alu_imm(Alu::Sub, R1, abi::EXE_TAG_BASE as i32);
+    a.jmp_imm(Cond::Ge, R1, abi::MAX_EXE_IDS as i32, next);
+    a.mov_imm(R2, 1);
+    a.alu_reg(Alu::Lsh, R2, R1);
+    a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, exe_ids)));
+    a.alu_reg(Alu::Or, R1, R2);
+    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, exe_ids)), R1);
+    a.bind(next);
+    a.alu_imm(Alu::Add, R9, 1);
+    a.jmp(top);
+    a.bind(ids_done);
+    a.jmp(store);
+
+    a.bind(truncated);
+    a.comment("the executable's path could not be read whole: no executable identity, and every exec rule that could match judges it");
+    a.ldx(Size::DW, R1, R6, walk::H_FLAGS);
+    a.alu_imm(Alu::Or, R1, abi::event_flags::PATH_TRUNCATED as i32);
+    a.stx(Size::DW, R6, walk::H_FLAGS, R1);
+    a.ldx(Size::DW, R7, R6, walk::H_STATE);
+    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
+    a.alu_imm(Alu::Rsh, R8, 32);
+    a.stx(Size::DW, FP, LIST, R8);
+    a.jmp(store);
+
+    a.bind(dead);
+    a.st(Size::DW, FP, LIST, 0);
+
+    a.bind(store);
+    a.comment("the entry is written before judging: the exec rules see the new image's identities");
+    update_tasks(a, KEY);
+    a.ldx(Size::DW, R8, FP, LIST);
+    verdict::judge_and_act(a, p, R8, abi::EVENT_EXEC, out)?;
+    a.bind(out);
+    a.mov_imm(R0, 0);
+    a.exit();
+    Ok(())
 }
 
 /// The fork program: `tp_btf/sched_process_fork`, args `(parent, child)`.
@@ -211,9 +311,11 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.jmp_reg(Cond::Eq, R8, R9, same_ns);
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, inh_pid1)), 0);
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_ids)), 0);
+    a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, img_pid1)), 0);
     ns_init_check(&mut a, R7, not_init);
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, self_ids)));
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_ids)), R1);
+    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, img_pid1)), R1);
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, flags)));
     a.alu_imm(Alu::Or, R1, task_flags::NS_INIT as i32);
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);

@@ -1,68 +1,49 @@
 //! Judging the rules a path selected, acting on the verdict, and reporting it.
 //!
-//! Combination: every rule whose pattern matches must allow the operation. Among the rules
-//! that refuse it, the most severe action wins (kill > deny > alert); on a tie the rule listed
-//! first (lowest id, i.e. first in the source) is the one reported.
+//! Combination: every rule that covers the operation (its `ops` include the operation and one
+//! of its patterns matched) must allow it. Among the rules that refuse it, the most severe action
+//! wins (kill > deny > alert); on a tie the rule listed first (lowest id, i.e. first in the
+//! source) is the one reported.
 
 use core::mem::{offset_of, size_of};
 
 use super::Params;
-use super::common::count;
-use super::open::{BUF_MASK, H_FD, H_FLAGS, H_POS, HEADER, PATH_END};
+use super::common::{count, dfa_info, dfa_step};
+use super::walk::{BUF_MASK, H_FD, H_FLAGS, H_OPS, H_POS, HEADER, PATH_END};
 use crate::abi::{self, Action, Counter, Event, RuleEntry, TaskInfo, Term, event_flags};
 use crate::asm::{
-    Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Size,
+    Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Reg, Size,
 };
 use crate::ktypes::field;
 
 const KEY: i16 = -4;
 const CKEY: i16 = -8;
-const BITS: i16 = -48; // self, anc, pid1: -48, -40, -32
-const BEST: i16 = -56;
-const BEST_RULE: i16 = -64;
-const LEN: i16 = -72;
+/// The identity words, `N_WORDS` u64s: -320..-256.
+const BITS: i16 = -320;
+const BEST: i16 = -328;
+const BEST_RULE: i16 = -336;
+const LEN: i16 = -344;
+const COMM: i16 = -368; // 16 bytes + 8 spare: -368..-344
 
-/// `list` (a callee-saved register) holds the index of the rule list to judge; r6 points at
-/// the open program's scratch value (path buffer and header).
+fn word(w: usize) -> i16 {
+    BITS + 8 * w as i16
+}
+
+/// `list` (a callee-saved register) holds the index of the rule list to judge; r6 points at the
+/// scratch value (path buffer and header, `H_OPS` holding the operation's `OP_*` bits).
+/// `kind` is the event kind reported.
 pub fn judge_and_act(
     a: &mut Asm,
     p: &Params,
-    list: crate::asm::Reg,
+    list: Reg,
+    kind: u32,
     out: Label,
 ) -> Result<(), AsmError> {
     let decided = a.label();
     a.jmp_imm(Cond::Eq, list, 0, out);
     a.jmp_imm(Cond::Ge, list, p.rule_list_len as i32, out);
     a.mov(R7, list);
-
-    a.comment("the task's identity bits; a task guard does not know holds none (fail closed)");
-    let known = a.label();
-    let bits_done = a.label();
-    a.call(Helper::GetCurrentPidTgid);
-    a.stx(Size::W, FP, KEY, R0);
-    a.ld_map(R1, abi::MAP_TASKS);
-    a.mov(R2, FP);
-    a.alu_imm(Alu::Add, R2, i32::from(KEY));
-    a.call(Helper::MapLookupElem);
-    a.jmp_imm(Cond::Ne, R0, 0, known);
-    for w in 0..abi::N_WORDS {
-        a.st(Size::DW, FP, BITS + 8 * w as i16, 0);
-    }
-    a.ldx(Size::DW, R1, R6, H_FLAGS);
-    a.alu_imm(Alu::Or, R1, event_flags::NO_TASK_INFO as i32);
-    a.stx(Size::DW, R6, H_FLAGS, R1);
-    a.jmp(bits_done);
-    a.bind(known);
-    let words = [
-        offset_of!(TaskInfo, self_ids),
-        offset_of!(TaskInfo, anc_ids),
-        offset_of!(TaskInfo, pid1_ids),
-    ];
-    for (w, off) in words.iter().enumerate() {
-        a.ldx(Size::DW, R1, R0, *off as i16);
-        a.stx(Size::DW, FP, BITS + 8 * w as i16, R1);
-    }
-    a.bind(bits_done);
+    identity_words(a, p);
 
     a.st(Size::DW, FP, BEST, Action::Allow as i32);
     a.st(Size::DW, FP, BEST_RULE, 0);
@@ -89,11 +70,17 @@ pub fn judge_and_act(
     a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
     a.alu_reg(Alu::Add, R3, R2);
     a.ldx(Size::H, R0, R3, 0);
+    a.comment("entries past the rules are executable identities, not rules");
     a.jmp_imm(Cond::Ge, R0, p.n_rules as i32, next);
     a.mov(R4, R0);
     a.alu_imm(Alu::Mul, R4, size_of::<RuleEntry>() as i32);
     a.ld_data(R3, abi::RODATA_RULES, 0);
     a.alu_reg(Alu::Add, R4, R3);
+    a.comment("a rule covers only its operations");
+    a.ldx(Size::W, R1, R4, offset_of!(RuleEntry, ops) as i16);
+    a.ldx(Size::DW, R2, R6, H_OPS);
+    a.alu_reg(Alu::And, R1, R2);
+    a.jmp_imm(Cond::Eq, R1, 0, next);
     judge_rule(a, next);
     a.bind(next);
     a.alu_imm(Alu::Add, R9, 1);
@@ -115,8 +102,98 @@ pub fn judge_and_act(
     a.stx(Size::DW, R6, H_FLAGS, R1);
     count(a, abi::MAP_COUNTERS, Counter::KillFailed as u32, CKEY);
     a.bind(emit);
-    emit_event(a, out);
+    emit_event(a, kind, out);
     Ok(())
+}
+
+/// Fills the identity words on the stack: five from the task's entry, three computed now
+/// (process name, uid, terminal). A task guard does not know holds no identity (fail closed).
+fn identity_words(a: &mut Asm, p: &Params) {
+    let known = a.label();
+    let entry_done = a.label();
+    for w in 0..abi::N_WORDS {
+        a.st(Size::DW, FP, word(w), 0);
+    }
+    a.call(Helper::GetCurrentPidTgid);
+    a.stx(Size::W, FP, KEY, R0);
+    a.ld_map(R1, abi::MAP_TASKS);
+    a.mov(R2, FP);
+    a.alu_imm(Alu::Add, R2, i32::from(KEY));
+    a.call(Helper::MapLookupElem);
+    a.jmp_imm(Cond::Ne, R0, 0, known);
+    a.ldx(Size::DW, R1, R6, H_FLAGS);
+    a.alu_imm(Alu::Or, R1, event_flags::NO_TASK_INFO as i32);
+    a.stx(Size::DW, R6, H_FLAGS, R1);
+    a.jmp(entry_done);
+    a.bind(known);
+    let from_entry = [
+        (abi::WORD_SELF, offset_of!(TaskInfo, self_ids)),
+        (abi::WORD_ANC, offset_of!(TaskInfo, anc_ids)),
+        (abi::WORD_PID1, offset_of!(TaskInfo, pid1_ids)),
+        (abi::WORD_IMG_PID1, offset_of!(TaskInfo, img_pid1)),
+        (abi::WORD_EXE, offset_of!(TaskInfo, exe_ids)),
+    ];
+    for (w, off) in from_entry {
+        a.ldx(Size::DW, R1, R0, off as i16);
+        a.stx(Size::DW, FP, word(w), R1);
+    }
+    a.bind(entry_done);
+
+    if p.n_names > 0 {
+        a.comment("process name identities: the name DFA over comm, now (comm can change)");
+        for off in [0, 8, 16] {
+            a.st(Size::DW, FP, COMM + off, 0);
+        }
+        a.mov(R1, FP);
+        a.alu_imm(Alu::Add, R1, i32::from(COMM));
+        a.mov_imm(R2, 16);
+        a.call(Helper::GetCurrentComm);
+        let top = a.label();
+        let done = a.label();
+        a.mov_imm(R8, 1);
+        a.mov_imm(R9, 0);
+        a.bind(top);
+        a.jmp_imm(Cond::Ge, R9, 16, done);
+        a.mov(R2, FP);
+        a.alu_imm(Alu::Add, R2, i32::from(COMM));
+        a.alu_reg(Alu::Add, R2, R9);
+        a.ldx(Size::B, R3, R2, 0);
+        a.jmp_imm(Cond::Eq, R3, 0, done);
+        dfa_step(a, abi::RODATA_NAME_DFA, p.name_dfa, R8, R3);
+        a.alu_imm(Alu::Add, R9, 1);
+        a.jmp_imm(Cond::Ne, R8, 0, top);
+        a.bind(done);
+        dfa_info(a, abi::RODATA_NAME_DFA, p.name_dfa, R8, R1);
+        a.stx(Size::DW, FP, word(abi::WORD_NAMES), R1);
+    }
+
+    if p.n_uids > 0 {
+        a.comment("uid identities: the real uid against the uid table");
+        a.call(Helper::GetCurrentUidGid);
+        a.alu_imm(Alu::Lsh, R0, 32);
+        a.alu_imm(Alu::Rsh, R0, 32);
+        a.mov_imm(R4, 0);
+        a.ld_data(R3, abi::RODATA_UIDS, 4);
+        for i in 0..p.n_uids.min(abi::MAX_UIDS as u32) {
+            let miss = a.label();
+            a.ldx(Size::W, R1, R3, (4 * i) as i16);
+            a.jmp_reg(Cond::Ne, R1, R0, miss);
+            a.alu_imm(Alu::Or, R4, 1 << i);
+            a.bind(miss);
+        }
+        a.stx(Size::DW, FP, word(abi::WORD_UIDS), R4);
+    }
+
+    if p.uses_tty {
+        a.comment("a controlling terminal: current->signal->tty");
+        let no_tty = a.label();
+        a.call(Helper::GetCurrentTaskBtf);
+        a.ldx_field(Size::DW, R1, R0, field("task_struct", &["signal"]));
+        a.ldx_field(Size::DW, R1, R1, field("signal_struct", &["tty"]));
+        a.jmp_imm(Cond::Eq, R1, 0, no_tty);
+        a.st(Size::DW, FP, word(abi::WORD_FLAGS), abi::FLAG_TTY as i32);
+        a.bind(no_tty);
+    }
 }
 
 /// r4 points at the rule's entry and r0 holds its id. Falls through when the rule refuses
@@ -133,7 +210,7 @@ fn judge_rule(a: &mut Asm, allowed: Label) {
         for w in 0..abi::N_WORDS {
             let must = term + (offset_of!(Term, must) + 8 * w) as i16;
             let must_not = term + (offset_of!(Term, must_not) + 8 * w) as i16;
-            a.ldx(Size::DW, R1, FP, BITS + 8 * w as i16);
+            a.ldx(Size::DW, R1, FP, word(w));
             a.ldx(Size::DW, R2, R4, must);
             a.mov(R3, R1);
             a.alu_reg(Alu::And, R3, R2);
@@ -154,7 +231,7 @@ fn judge_rule(a: &mut Asm, allowed: Label) {
 }
 
 /// Reserves an event in the ring buffer, fills it and submits it. r6 = scratch.
-fn emit_event(a: &mut Asm, out: Label) {
+fn emit_event(a: &mut Asm, kind: u32, out: Label) {
     let o = |off: usize| off as i16;
     a.ld_map(R1, abi::MAP_EVENTS);
     a.mov_imm(R2, size_of::<Event>() as i32);
@@ -168,12 +245,7 @@ fn emit_event(a: &mut Asm, out: Label) {
     a.mov(R7, R0);
     a.call(Helper::KtimeGetBootNs);
     a.stx(Size::DW, R7, o(offset_of!(Event, boot_ns)), R0);
-    a.st(
-        Size::W,
-        R7,
-        o(offset_of!(Event, kind)),
-        abi::EVENT_OPEN as i32,
-    );
+    a.st(Size::W, R7, o(offset_of!(Event, kind)), kind as i32);
     a.ldx(Size::DW, R1, FP, BEST);
     a.stx(Size::W, R7, o(offset_of!(Event, action)), R1);
     a.ldx(Size::DW, R1, FP, BEST_RULE);

@@ -1,0 +1,58 @@
+use super::*;
+use crate::frontend::check_source;
+
+fn lower_src(src: &str) -> Lowered {
+    let policy = check_source("t.grd", src).unwrap_or_else(|d| panic!("{d:?}"));
+    lower(&policy).expect("lowers")
+}
+
+#[test]
+fn seed_policy_tables() {
+    let l = lower_src("guard /mnt/secrets/* allow ancestor(pid1, \"python app.py\") else kill\n");
+    assert_eq!(l.rules.len(), 1);
+    assert_eq!(l.rules[0].n_terms, 1);
+    assert_eq!(l.rules[0].terms[0].must[abi::WORD_PID1], 1);
+    assert_eq!(l.rules[0].ops, abi::OP_READ | abi::OP_WRITE);
+    assert_eq!(l.identities, vec!["python app.py"]);
+    // The reversed path of the secret reaches a state whose accept list holds rule 0.
+    let state = l.path_dfa.run(1, b"drowssap-bd/sterces/tnm/");
+    let list = (l.path_dfa.info(state) & 0xffff_ffff) as usize;
+    assert_eq!(&l.rule_lists[list..list + 2], &[1, 0]);
+    // An unrelated path dies.
+    assert_eq!(l.path_dfa.run(1, b"dwssap/cte/"), 0);
+}
+
+#[test]
+fn atoms_share_bits_and_words() {
+    let l = lower_src(
+        "guard exec \"curl\" allow name(\"a\", \"b\") and not tty or uid(0) or image(pid1, \"x\") else kill\n",
+    );
+    let t = &l.rules[0].terms;
+    assert_eq!(l.rules[0].ops, abi::OP_EXEC);
+    assert_eq!(l.rules[0].n_terms, 3);
+    let words: Vec<(usize, u64, u64)> = t[..3]
+        .iter()
+        .flat_map(|t| (0..abi::N_WORDS).map(move |w| (w, t.must[w], t.must_not[w])))
+        .filter(|&(_, m, n)| m | n != 0)
+        .collect();
+    assert!(words.contains(&(abi::WORD_NAMES, 1, 0)));
+    assert!(words.contains(&(abi::WORD_FLAGS, 0, abi::FLAG_TTY)));
+    assert!(words.contains(&(abi::WORD_UIDS, 1, 0)));
+    assert!(words.contains(&(abi::WORD_IMG_PID1, 1, 0)));
+    assert!(l.uses_tty);
+    assert_eq!(l.uids, vec![0]);
+    // The program name is a path pattern matching any directory.
+    assert_ne!(l.path_dfa.run(1, b"lruc/nib/rsu/"), 0);
+}
+
+#[test]
+fn tautology_and_overlap_warnings() {
+    let l = lower_src(
+        "guard /a/* allow tty or not tty else kill\n\
+         guard /a/* allow ancestor(any, \"x\") else kill\n\
+         guard /a/b allow ancestor(any, \"y\") else kill\n",
+    );
+    let codes: Vec<&str> = l.warnings.iter().map(|w| w.code).collect();
+    assert!(codes.contains(&"W0101"), "{codes:?}");
+    assert!(codes.contains(&"W0102"), "{codes:?}");
+}

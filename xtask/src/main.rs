@@ -1,0 +1,56 @@
+//! Developer tasks of the guard workspace, run as `cargo xtask <task>` (the alias is in
+//! `.cargo/config.toml`).
+//!
+//! - `vm-test`: the third test ring. Boots the Debian distribution kernel (6.1, BTF,
+//!   `CONFIG_BPF_LSM=y`) under QEMU/TCG with `bpf` in its `lsm=` list and runs guard's kernel
+//!   tests inside it as root. See [`vm`].
+
+mod vm;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  vm-test    boot the Debian 6.1 kernel under QEMU/TCG (lsm=...,bpf) and run guard's kernel
+             tests inside it as root; exits non-zero if a test fails, a prerequisite is
+             missing, the VM times out or its console lacks the result markers
+
+vm-test options:
+  --test NAME      run only this test target (repeatable; default: every target of the ring)
+  --filter NAME    passed to each test binary as libtest's name filter
+  --timeout SECS   kill the VM after SECS seconds (default 1200)
+  --keep           keep the unpacked initramfs under target/vm/initramfs/ and print the QEMU
+                   command line, to rerun the VM by hand
+  --list           print the test targets of the ring and exit
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("vm-test") => {
+            let outcome = vm::Options::parse(&args[1..]).and_then(vm::run);
+            match outcome {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("xtask vm-test: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown task `{other}`\n\n{USAGE}");
+            ExitCode::FAILURE
+        }
+        None => {
+            eprint!("{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
