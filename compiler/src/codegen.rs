@@ -10,8 +10,12 @@ use guard_ebpf::programs::{self, Params, Program};
 use crate::checked::{self, MessagePart};
 use crate::lower::{self, Lowered};
 
-/// The output used when a rule's alert clause gives no message.
+/// The output used when a rule's alert clause gives no message (file operations).
 pub const DEFAULT_OUTPUT: &str = "%fd.name opened by %proc.name, %guard.action \
+     (user=%user.name uid=%user.uid cmd=%proc.cmdline pid=%proc.pid ppid=%proc.ppid rule=%rule.name)";
+
+/// The same for exec rules: there is no file descriptor, the program is the subject.
+pub const DEFAULT_EXEC_OUTPUT: &str = "%proc.exepath executed as %proc.name, %guard.action \
      (user=%user.name uid=%user.uid cmd=%proc.cmdline pid=%proc.pid ppid=%proc.ppid rule=%rule.name)";
 
 /// Everything `guardc compile` produces.
@@ -136,6 +140,7 @@ fn rule_meta(id: u32, rule: &checked::Rule, action: u32) -> RuleMeta {
                 MessagePart::Field(f) => format!("%{}", f.as_str()),
             })
             .collect(),
+        None if rule.operation == checked::Operation::Exec => DEFAULT_EXEC_OUTPUT.to_string(),
         None => DEFAULT_OUTPUT.to_string(),
     };
     RuleMeta {

@@ -36,8 +36,21 @@ while True:
 /// The uid the attacker runs as (`nobody`): not root, like `appuser` in the article.
 pub const ATTACKER_UID: u32 = 65534;
 
+/// How the secret volume is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `db-password` is a plain file, replaced by rename on rotation.
+    Plain,
+    /// As Kubernetes' atomic writer does for secret and projected volumes: the file lives in a
+    /// timestamped directory `..2026_…`, `..data` is a symlink to the current one, and
+    /// `db-password` is a symlink to `..data/db-password`; rotation writes a new directory and
+    /// swaps `..data`.
+    AtomicWriter,
+}
+
 pub struct Scenario {
     pub dir: PathBuf,
+    layout: Layout,
     secrets: PathBuf,
     unshare: Child,
     /// The app's pid in the host's pid namespace.
@@ -90,6 +103,11 @@ impl Scenario {
     /// `python app.py`, the secret bind-mounted at `/mnt/secrets` from a tmpfs that the
     /// rotator writes from outside (as the kubelet does).
     pub fn start(name: &str) -> io::Result<Scenario> {
+        Scenario::start_with(name, Layout::Plain)
+    }
+
+    /// [`Scenario::start`] with the secret volume laid out as `layout`.
+    pub fn start_with(name: &str, layout: Layout) -> io::Result<Scenario> {
         let dir = std::env::temp_dir().join(format!("guard-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let secrets = dir.join("secrets");
@@ -100,7 +118,7 @@ impl Scenario {
         run(Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs"])
             .arg(&secrets))?;
-        write_secret(&secrets, "initial-secret-0000")?;
+        write_secret(&secrets, "initial-secret-0000", layout)?;
         std::fs::write(dir.join("app.py"), APP_PY)?;
         let python3 = crate::which("python3").ok_or_else(|| io::Error::other("python3 missing"))?;
         // The app's argv[0] must be `python`, as in the article; a symlink gives it that name.
@@ -113,7 +131,18 @@ impl Scenario {
             dir = dir.display(),
             bin = bin.display()
         );
-        let unshare = Command::new("unshare")
+        let mut unshare = Command::new("unshare");
+        // A session of its own: the app has no controlling terminal, as in a container, even
+        // when the tests run from one.
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            unshare.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let unshare = unshare
             .args([
                 "--pid",
                 "--mount",
@@ -131,6 +160,7 @@ impl Scenario {
         let app_pid = wait_for_child_cmdline(unshare.id(), b"python\0app.py\0")?;
         let s = Scenario {
             dir,
+            layout,
             secrets,
             unshare,
             app_pid,
@@ -145,12 +175,13 @@ impl Scenario {
     pub fn start_rotation(&mut self, every: Duration) {
         let stop = self.stop.clone();
         let secrets = self.secrets.clone();
+        let layout = self.layout;
         self.rotator = Some(std::thread::spawn(move || {
             let mut written = Vec::new();
             let mut n = 1u32;
             while !stop.load(Ordering::Relaxed) {
                 let value = format!("rotated-secret-{n:04}-{:x}", std::process::id());
-                if write_secret(&secrets, &value).is_ok() {
+                if write_secret(&secrets, &value, layout).is_ok() {
                     written.push(value);
                 }
                 n += 1;
@@ -258,13 +289,44 @@ pub fn shell_status(status: std::process::ExitStatus) -> Option<i32> {
     status.code().or_else(|| status.signal().map(|s| 128 + s))
 }
 
-/// Atomic replace, the way Kubernetes' atomic writer updates a projected secret.
-fn write_secret(dir: &Path, value: &str) -> io::Result<()> {
+/// Writes a new value of the secret, atomically for readers.
+fn write_secret(dir: &Path, value: &str, layout: Layout) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = dir.join(".db-password.tmp");
-    std::fs::write(&tmp, value)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-    std::fs::rename(tmp, dir.join("db-password"))
+    match layout {
+        Layout::Plain => {
+            let tmp = dir.join(".db-password.tmp");
+            std::fs::write(&tmp, value)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+            std::fs::rename(tmp, dir.join("db-password"))
+        }
+        Layout::AtomicWriter => {
+            static GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+            let ts = format!(
+                "..2026_11_28_01_00_{generation:02}.{:09}",
+                std::process::id()
+            );
+            let new = dir.join(&ts);
+            std::fs::create_dir(&new)?;
+            std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755))?;
+            std::fs::write(new.join("db-password"), value)?;
+            std::fs::set_permissions(
+                new.join("db-password"),
+                std::fs::Permissions::from_mode(0o644),
+            )?;
+            let old = std::fs::read_link(dir.join("..data")).ok();
+            let _ = std::fs::remove_file(dir.join("..data_tmp"));
+            std::os::unix::fs::symlink(&ts, dir.join("..data_tmp"))?;
+            std::fs::rename(dir.join("..data_tmp"), dir.join("..data"))?;
+            if !dir.join("db-password").exists() {
+                std::os::unix::fs::symlink("..data/db-password", dir.join("db-password"))?;
+            }
+            if let Some(old) = old {
+                let _ = std::fs::remove_dir_all(dir.join(old));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `python3` on PATH may be a shim script (pyenv); the app must exec a real interpreter so its
