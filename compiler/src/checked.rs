@@ -145,6 +145,21 @@ pub enum Subject {
     Tty {
         span: Span,
     },
+    /// `entered`: the process was entered into its pid namespace from outside (`setns`, as
+    /// `kubectl exec` and `nsenter` do), or descends from such a process in that namespace.
+    Entered {
+        span: Span,
+    },
+    /// `nobody`: holds for no process (for rules that allow no one).
+    Nobody {
+        span: Span,
+    },
+    /// `cgroup("/path")`: the process's cgroup (v2, relative to the cgroup2 mount) is that
+    /// cgroup or one below it.
+    Cgroup {
+        path: String,
+        span: Span,
+    },
     And(Box<Subject>, Box<Subject>),
     Or(Box<Subject>, Box<Subject>),
     Not(Box<Subject>),
@@ -355,6 +370,9 @@ impl Subject {
             }
             Subject::Uid { uid, .. } => write!(f, "uid({uid})")?,
             Subject::Tty { .. } => f.write_str("tty")?,
+            Subject::Entered { .. } => f.write_str("entered")?,
+            Subject::Nobody { .. } => f.write_str("nobody")?,
+            Subject::Cgroup { path, .. } => write!(f, "cgroup({})", quote(path))?,
             // Left-associative: the right operand needs one level more.
             Subject::Or(a, b) | Subject::And(a, b) => {
                 a.write(f, level)?;

@@ -58,6 +58,7 @@ pub fn compile(policy: &checked::Policy, source_name: &str) -> Result<Compiled, 
         n_names: lowered.names.len() as u32,
         n_uids: lowered.uids.len() as u32,
         uses_tty: lowered.uses_tty,
+        n_cgroups: lowered.cgroups.len() as u32,
     };
     let programs = programs::tracepoint_backend(&params)?;
     let metadata = Metadata {
@@ -82,6 +83,7 @@ pub fn compile(policy: &checked::Policy, source_name: &str) -> Result<Compiled, 
         exes: lowered.exes.clone(),
         names: lowered.names.clone(),
         uids: lowered.uids.clone(),
+        cgroups: lowered.cgroups.clone(),
         name_dfa: params.name_dfa,
         path_dfa: params.path_dfa,
         cmdline_dfa: params.cmdline_dfa,

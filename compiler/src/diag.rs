@@ -82,6 +82,8 @@ pub mod codes {
     pub const INVALID_PROCESS_NAME: &str = "E0307";
     /// A `cmdline(…)` glob ending in an unfinished `\` escape.
     pub const INVALID_CMDLINE_GLOB: &str = "E0308";
+    /// A `cgroup(…)` path that is not absolute or has empty, `.` or `..` components.
+    pub const INVALID_CGROUP: &str = "E0310";
     /// A condition that grows past [`crate::checked::MAX_SUBJECT_NODES`]
     /// once its macros are expanded.
     pub const SUBJECT_TOO_COMPLEX: &str = "E0309";

@@ -38,6 +38,7 @@ pub struct Lowered {
     pub names: Vec<String>,
     pub uids: Vec<u32>,
     pub uses_tty: bool,
+    pub cgroups: Vec<String>,
     /// Rules the compiler added after the policy's own (ids from `policy.rules.len()` on).
     pub synthetic: Vec<SyntheticRule>,
     pub warnings: Vec<LowerWarning>,
@@ -188,6 +189,7 @@ pub fn lower(policy: &checked::Policy) -> Result<Lowered, LowerError> {
         names: atoms.names.iter().map(|n| n.join(" ")).collect(),
         uids: atoms.uids.clone(),
         uses_tty: atoms.tty,
+        cgroups: atoms.cgroups.clone(),
         synthetic,
         warnings,
         stats,

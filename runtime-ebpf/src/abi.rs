@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
@@ -81,6 +81,9 @@ pub mod task_flags {
     pub const CMDLINE_TRUNCATED: u64 = 1 << 1;
     /// Bits were computed from `/proc` by `guard-run` at load, not by the exec program.
     pub const FROM_PROC_SCAN: u64 = 1 << 2;
+    /// Entered into its pid namespace from outside, or a descendant of such a task there
+    /// ([`super::FLAG_ENTERED`]). Kept across exec, inherited at fork within the namespace.
+    pub const ENTERED: u64 = 1 << 3;
 }
 
 /// Index of each identity word in [`Term`]'s arrays, and in the order the programs test them.
@@ -96,10 +99,21 @@ pub const WORD_NAMES: usize = 5;
 pub const WORD_UIDS: usize = 6;
 /// [`FLAG_TTY`] and friends.
 pub const WORD_FLAGS: usize = 7;
-pub const N_WORDS: usize = 8;
+/// Bit `i`: the task's cgroup (v2) is cgroup table entry `i` or below it.
+pub const WORD_CGROUPS: usize = 8;
+pub const N_WORDS: usize = 9;
 
 /// In [`WORD_FLAGS`]: the task has a controlling terminal.
 pub const FLAG_TTY: u64 = 1;
+/// In [`WORD_FLAGS`]: the task was entered into its pid namespace from outside (`setns`, as
+/// `kubectl exec` does), or descends from such a task in that namespace.
+pub const FLAG_ENTERED: u64 = 2;
+
+/// cgroup v2 id → [`WORD_CGROUPS`] bits, filled by `guard-run` from the cgroup paths the
+/// policy names (every cgroup at or below each path).
+pub const MAP_CGROUPS: &str = "GUARD_CGROUPS";
+pub const CGROUPS_MAX_ENTRIES: u32 = 1 << 16;
+pub const MAX_CGROUPS: usize = 64;
 
 /// Path-DFA tags at or above this are executable identities (`exe(…)`, bit `tag - base`), not
 /// rules.
@@ -303,6 +317,8 @@ pub struct Metadata {
     /// Process names, bit `i` = entry `i`.
     pub names: Vec<String>,
     pub uids: Vec<u32>,
+    /// cgroup v2 paths (relative to the cgroup2 mount), bit `i` = entry `i`.
+    pub cgroups: Vec<String>,
     pub name_dfa: DfaShape,
     pub path_dfa: DfaShape,
     pub cmdline_dfa: DfaShape,
@@ -368,8 +384,8 @@ mod tests {
     #[test]
     fn layouts_are_what_the_templates_assume() {
         assert_eq!(core::mem::size_of::<TaskInfo>(), 64);
-        assert_eq!(core::mem::size_of::<Term>(), 128);
-        assert_eq!(core::mem::size_of::<RuleEntry>(), 528);
+        assert_eq!(core::mem::size_of::<Term>(), 144);
+        assert_eq!(core::mem::size_of::<RuleEntry>(), 592);
         assert_eq!(core::mem::offset_of!(Event, path) % 8, 0);
         assert_eq!(core::mem::size_of::<Event>() % 8, 0);
     }

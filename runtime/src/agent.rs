@@ -51,7 +51,16 @@ pub fn run_load(path: &Path, json: bool, deny_as_kill: bool) -> Result<()> {
         .build()
         .context("cannot start the event loop")?;
     let mut printer = Printer::new(json, obj.meta.rules.clone())?;
-    rt.block_on(event_loop(ring, &mut printer))?;
+    let cgroup_root = crate::cgroups::cgroup2_root();
+    let cgroups = obj.meta.cgroups.clone();
+    let ebpf = &mut loaded.ebpf;
+    rt.block_on(event_loop(ring, &mut printer, || {
+        if let (Some(root), false) = (&cgroup_root, cgroups.is_empty())
+            && let Err(e) = loader::sync_cgroups(ebpf, root, &cgroups)
+        {
+            eprintln!("guard-run: warning: cannot refresh the cgroup scope: {e:#}");
+        }
+    }))?;
     eprintln!(
         "guard-run: stopping; {} refusals, {} events dropped, {} kills failed, {} paths judged truncated",
         loaded.counter(Counter::Refused),
@@ -115,7 +124,13 @@ impl Printer {
     }
 }
 
-async fn event_loop(ring: RingBuf<MapData>, printer: &mut Printer) -> Result<()> {
+/// Reads events until SIGINT/SIGTERM; `maintain` runs once a second (cgroup scope refresh).
+async fn event_loop(
+    ring: RingBuf<MapData>,
+    printer: &mut Printer,
+    mut maintain: impl FnMut(),
+) -> Result<()> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     // SAFETY: the RingBuf owns the map's file descriptor for as long as the AsyncFd lives.
@@ -126,6 +141,7 @@ async fn event_loop(ring: RingBuf<MapData>, printer: &mut Printer) -> Result<()>
         tokio::select! {
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
+            _ = tick.tick() => maintain(),
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
                 let ring = guard.get_inner_mut();

@@ -1,5 +1,6 @@
 pub mod agent;
 pub mod alert;
+pub mod cgroups;
 pub mod clock;
 pub mod fs;
 pub mod loader;

@@ -121,6 +121,19 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         attach(&mut ebpf, p)?;
     }
     let seeded = seed_tasks(&mut ebpf, obj)?;
+    if !obj.meta.cgroups.is_empty() {
+        let root = crate::cgroups::cgroup2_root().ok_or_else(|| {
+            anyhow!("the policy names cgroups, and this node has no cgroup v2 hierarchy mounted")
+        })?;
+        for p in crate::cgroups::missing(&root, &obj.meta.cgroups) {
+            eprintln!(
+                "guard-run: WARNING: cgroup `{p}` does not exist (yet) under {}: no process is \
+                 in it until it appears",
+                root.display()
+            );
+        }
+        sync_cgroups(&mut ebpf, &root, &obj.meta.cgroups)?;
+    }
     for p in obj
         .meta
         .programs
@@ -181,6 +194,24 @@ fn seed_tasks(ebpf: &mut Ebpf, obj: &GuardObject) -> Result<usize> {
         }
     }
     Ok(seeded)
+}
+
+/// Adds the ids of the cgroups at or below the policy's cgroup paths to the kernel's map.
+pub fn sync_cgroups(ebpf: &mut Ebpf, root: &Path, paths: &[String]) -> Result<usize> {
+    let map = ebpf
+        .map_mut(abi::MAP_CGROUPS)
+        .ok_or_else(|| anyhow!("the object lacks map {}", abi::MAP_CGROUPS))?;
+    let mut table: BpfHashMap<&mut MapData, u64, u64> = BpfHashMap::try_from(map)?;
+    let mut added = 0;
+    for (id, bits) in crate::cgroups::scan(root, paths) {
+        if table.get(&id, 0).ok() != Some(bits) {
+            table
+                .insert(id, bits, 0)
+                .context("cannot record a cgroup of the policy's scope")?;
+            added += 1;
+        }
+    }
+    Ok(added)
 }
 
 fn verifier_error(name: &str, e: ProgramError) -> anyhow::Error {

@@ -143,7 +143,7 @@ fn inherit<M: CmdlineMatcher + ?Sized>(
             let info = exec_info(
                 p,
                 &inherited,
-                parent_level == Some(p.ns_level),
+                parent_level.map(|l| l == p.ns_level),
                 same_image,
                 matcher,
             );
@@ -164,13 +164,22 @@ fn inherit<M: CmdlineMatcher + ?Sized>(
 fn exec_info<M: CmdlineMatcher + ?Sized>(
     p: &Proc,
     parent: &TaskInfo,
-    same_pid_ns: bool,
+    // `None`: no parent is known (a root of the scan).
+    same_pid_ns: Option<bool>,
     same_image: bool,
     matcher: &M,
 ) -> TaskInfo {
+    let entered = match same_pid_ns {
+        // As the fork program: entered stays entered within a namespace, and a process in a
+        // deeper namespace than its parent that is not its init was entered from outside.
+        Some(true) => parent.flags & task_flags::ENTERED,
+        Some(false) if !p.ns_init => task_flags::ENTERED,
+        _ => 0,
+    };
+    let same_pid_ns = same_pid_ns.unwrap_or(false);
     let inh_pid1 = if same_pid_ns { parent.pid1_ids } else { 0 };
     let self_ids = p.cmdline.as_deref().map_or(0, |c| matcher.identities(c));
-    let mut flags = task_flags::FROM_PROC_SCAN;
+    let mut flags = task_flags::FROM_PROC_SCAN | entered;
     if p.ns_init {
         flags |= task_flags::NS_INIT;
     }
@@ -529,7 +538,7 @@ mod tests {
             (4400, ti(32, 61, 8, 29, 8, SCAN)),
             // Entered from the host (kubectl exec): inherits the shim's ancestry, and no pid1
             // identity at all: it does not descend from its namespace's init.
-            (5000, ti(64, 69, 0, 5, 0, SCAN)),
+            (5000, ti(64, 69, 0, 5, 0, SCAN | task_flags::ENTERED)),
             (6000, ti(128, 141, 8, 13, 8, SCAN)),
             (7000, ti(0, 13, 8, 13, 8, SCAN | TRUNC)),
             // Parent not listed: a root.

@@ -17,7 +17,7 @@ use crate::syntax::ast;
 
 /// Built-in conditions written as a bare name; no definition may take
 /// these names.
-pub(super) const BUILTIN_CONDITIONS: [&str; 1] = ["tty"];
+pub(super) const BUILTIN_CONDITIONS: [&str; 3] = ["tty", "entered", "nobody"];
 
 #[derive(Default)]
 pub(super) struct Arena {
@@ -183,6 +183,9 @@ fn with_span(atom: Subject, at: Span) -> Subject {
         Subject::Exe { patterns, .. } => Subject::Exe { patterns, span: at },
         Subject::Uid { uid, .. } => Subject::Uid { uid, span: at },
         Subject::Tty { .. } => Subject::Tty { span: at },
+        Subject::Entered { .. } => Subject::Entered { span: at },
+        Subject::Nobody { .. } => Subject::Nobody { span: at },
+        Subject::Cgroup { path, .. } => Subject::Cgroup { path, span: at },
         other => other,
     }
 }

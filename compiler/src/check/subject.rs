@@ -12,7 +12,9 @@ use crate::span::Span;
 use crate::syntax::ast;
 
 /// The functions a condition may call.
-const FUNCTIONS: [&str; 6] = ["ancestor", "image", "cmdline", "name", "exe", "uid"];
+const FUNCTIONS: [&str; 7] = [
+    "ancestor", "image", "cmdline", "name", "exe", "uid", "cgroup",
+];
 
 /// An example call of each function, for help messages.
 fn example(function: &str) -> &'static str {
@@ -22,6 +24,7 @@ fn example(function: &str) -> &'static str {
         "cmdline" => "cmdline(\"python *\")",
         "name" => "name(\"sh\", \"bash\")",
         "exe" => "exe(/usr/bin/python3, /usr/local/bin/*)",
+        "cgroup" => "cgroup(\"/kubepods.slice\")",
         _ => "uid(0)",
     }
 }
@@ -72,7 +75,12 @@ impl Checker<'_, '_> {
     /// A bare name: `tty` or a macro.
     fn named_condition(&mut self, name: &ast::Ident, inside: Option<&str>) -> Option<Cond> {
         if BUILTIN_CONDITIONS.contains(&name.name.as_str()) {
-            return Some(Cond::Atom(Subject::Tty { span: name.span }));
+            let span = name.span;
+            return Some(Cond::Atom(match name.name.as_str() {
+                "entered" => Subject::Entered { span },
+                "nobody" => Subject::Nobody { span },
+                _ => Subject::Tty { span },
+            }));
         }
         let function = name.name.as_str();
         if FUNCTIONS.contains(&function) && !self.is_defined(function) {
@@ -127,6 +135,10 @@ impl Checker<'_, '_> {
             },
             "uid" => Subject::Uid {
                 uid: self.uid(call)?,
+                span: call.span,
+            },
+            "cgroup" => Subject::Cgroup {
+                path: self.cgroup_path(call)?,
                 span: call.span,
             },
             _ => {
@@ -308,6 +320,44 @@ impl Checker<'_, '_> {
             return None;
         }
         Some(lit.value.clone())
+    }
+
+    /// `cgroup("/path")`: a cgroup v2 path, relative to the cgroup2 mount.
+    fn cgroup_path(&mut self, call: &ast::Call) -> Option<String> {
+        let [arg] = call.args.as_slice() else {
+            self.wrong_arity(call, "1 argument", "1 argument");
+            return None;
+        };
+        let lit = self.string_arg("cgroup", "", "a cgroup path", arg)?;
+        let path = lit.value.as_str();
+        let bad = if !path.starts_with('/') {
+            Some("it must start with `/` (the root of the cgroup v2 hierarchy)")
+        } else if path.len() > 4095 {
+            Some("it is longer than 4095 bytes")
+        } else if path != "/"
+            && path[1..]
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            Some("it has an empty, `.` or `..` component (or a trailing `/`)")
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            self.error(
+                Diagnostic::error(
+                    codes::INVALID_CGROUP,
+                    format!("invalid cgroup path: {why}"),
+                    lit.span,
+                    "this path",
+                )
+                .with_help(
+                    "write the path as in /proc/PID/cgroup's `0::` line, e.g. `cgroup(\"/kubepods.slice\")`",
+                ),
+            );
+            return None;
+        }
+        Some(path.to_string())
     }
 
     /// The string argument `position` ("second", or "" for the only one).

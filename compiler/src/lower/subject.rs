@@ -19,6 +19,8 @@ pub struct Atoms {
     pub names: Vec<Vec<String>>,
     /// `uid(…)` atoms. Bit `i` of the UIDS word.
     pub uids: Vec<u32>,
+    /// `cgroup(…)` paths. Bit `i` of the CGROUPS word.
+    pub cgroups: Vec<String>,
     pub tty: bool,
 }
 
@@ -80,6 +82,16 @@ impl Atoms {
                 intern(&mut self.uids, uid, abi::MAX_UIDS, "uids", *span)?;
             }
             Subject::Tty { .. } => self.tty = true,
+            Subject::Cgroup { path, span } => {
+                intern(
+                    &mut self.cgroups,
+                    path,
+                    abi::MAX_CGROUPS,
+                    "cgroup paths",
+                    *span,
+                )?;
+            }
+            Subject::Entered { .. } | Subject::Nobody { .. } => {}
             Subject::And(a, b) | Subject::Or(a, b) => {
                 self.collect(a)?;
                 self.collect(b)?;
@@ -127,6 +139,11 @@ impl Atoms {
                 (abi::WORD_UIDS, bit(self.uids.iter().position(|u| u == uid)))
             }
             Subject::Tty { .. } => (abi::WORD_FLAGS, Some(abi::FLAG_TTY)),
+            Subject::Entered { .. } => (abi::WORD_FLAGS, Some(abi::FLAG_ENTERED)),
+            Subject::Cgroup { path, .. } => (
+                abi::WORD_CGROUPS,
+                bit(self.cgroups.iter().position(|c| c == path)),
+            ),
             _ => return None,
         };
         b.map(|b| (word, b))
@@ -153,6 +170,9 @@ fn dnf_rec(s: &Subject, negated: bool, atoms: &Atoms, span: Span) -> Result<Vec<
     const LIMIT: usize = 64;
     let mut out = match s {
         Subject::Not(a) => dnf_rec(a, !negated, atoms, span)?,
+        // No process: false, the empty disjunction; negated, true, the empty conjunction.
+        Subject::Nobody { .. } if negated => vec![Term::default()],
+        Subject::Nobody { .. } => Vec::new(),
         Subject::Or(a, b) | Subject::And(a, b) if matches!(s, Subject::Or(..)) != negated => {
             let mut l = dnf_rec(a, negated, atoms, span)?;
             l.extend(dnf_rec(b, negated, atoms, span)?);

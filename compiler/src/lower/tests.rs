@@ -56,3 +56,26 @@ fn tautology_and_overlap_warnings() {
     assert!(codes.contains(&"W0101"), "{codes:?}");
     assert!(codes.contains(&"W0102"), "{codes:?}");
 }
+
+#[test]
+fn nobody_entered_and_cgroup_atoms() {
+    let l = lower_src(
+        "guard /a allow nobody else alert warning\n\
+         guard /b allow not nobody and not entered else kill\n\
+         guard /c allow cgroup(\"/kubepods.slice\") or cgroup(\"/x\") else kill\n",
+    );
+    // `nobody` is the empty disjunction: no term, never allowed.
+    assert_eq!(l.rules[0].n_terms, 0);
+    let t = &l.rules[1].terms[0];
+    assert_eq!(l.rules[1].n_terms, 1);
+    assert_eq!(t.must_not[abi::WORD_FLAGS], abi::FLAG_ENTERED);
+    assert_eq!(l.cgroups, vec!["/kubepods.slice", "/x"]);
+    assert_eq!(l.rules[2].n_terms, 2);
+    assert_eq!(
+        l.rules[2].terms[0].must[abi::WORD_CGROUPS] | l.rules[2].terms[1].must[abi::WORD_CGROUPS],
+        0b11
+    );
+    // `not nobody` always holds: that rule never fires.
+    let l = lower_src("guard /a allow not nobody else kill\n");
+    assert!(l.warnings.iter().any(|w| w.code == "W0101"));
+}

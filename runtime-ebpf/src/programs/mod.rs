@@ -31,6 +31,8 @@ pub struct Params {
     pub n_uids: u32,
     /// Whether a subject asks for a controlling terminal.
     pub uses_tty: bool,
+    /// cgroup paths the subjects name (0: the cgroup map is not consulted).
+    pub n_cgroups: u32,
 }
 
 /// One emitted program with its ELF section and attach point.
@@ -121,6 +123,10 @@ pub fn maps() -> Vec<(String, crate::elf::MapDef)> {
         (
             abi::MAP_COUNTERS.into(),
             def(PERCPU_ARRAY, 4, 8, abi::N_COUNTERS, 0),
+        ),
+        (
+            abi::MAP_CGROUPS.into(),
+            def(HASH, 8, 8, abi::CGROUPS_MAX_ENTRIES, NO_PREALLOC),
         ),
     ]
 }

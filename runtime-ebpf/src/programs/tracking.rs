@@ -69,17 +69,18 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
         a.ldx(Size::DW, R1, R0, off as i16);
         a.stx(Size::DW, FP, info_field(off), R1);
     }
+    a.comment("entered from outside stays true across exec");
+    a.ldx(Size::DW, R1, R0, offset_of!(TaskInfo, flags) as i16);
+    a.alu_imm(Alu::And, R1, task_flags::ENTERED as i32);
+    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);
     a.bind(no_entry);
 
     a.comment("is this task the init of its pid namespace? pid->numbers[pid->level].nr == 1");
     a.ldx(Size::DW, R7, FP, TASK);
     ns_init_check(&mut a, R7, not_init);
-    a.st(
-        Size::DW,
-        FP,
-        info_field(offset_of!(TaskInfo, flags)),
-        task_flags::NS_INIT as i32,
-    );
+    a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, flags)));
+    a.alu_imm(Alu::Or, R1, task_flags::NS_INIT as i32);
+    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);
     a.bind(not_init);
 
     a.comment("the command line: argv as laid out by exec, between mm->arg_start and mm->arg_end");
@@ -293,9 +294,14 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
         a.ldx(Size::DW, R1, R0, from as i16);
         a.stx(Size::DW, FP, info_field(to), R1);
     }
-    a.comment("the child runs the parent's image: same command line, same truncation flag");
+    a.comment("the child runs the parent's image: same command line, same truncation flag;");
+    a.comment("within one pid namespace, a descendant of an entered task is entered too");
     a.ldx(Size::DW, R1, R0, offset_of!(TaskInfo, flags) as i16);
-    a.alu_imm(Alu::And, R1, task_flags::CMDLINE_TRUNCATED as i32);
+    a.alu_imm(
+        Alu::And,
+        R1,
+        (task_flags::CMDLINE_TRUNCATED | task_flags::ENTERED) as i32,
+    );
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);
 
     a.comment("a child in another pid namespace than its parent does not descend from that");
@@ -312,6 +318,9 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, inh_pid1)), 0);
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_ids)), 0);
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, img_pid1)), 0);
+    a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, flags)));
+    a.alu_imm(Alu::And, R1, !(task_flags::ENTERED as i32));
+    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);
     ns_init_check(&mut a, R7, not_init);
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, self_ids)));
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_ids)), R1);
@@ -319,7 +328,12 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, flags)));
     a.alu_imm(Alu::Or, R1, task_flags::NS_INIT as i32);
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);
+    a.jmp(same_ns);
     a.bind(not_init);
+    a.comment("in a deeper pid namespace without being its init: entered from outside (setns)");
+    a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, flags)));
+    a.alu_imm(Alu::Or, R1, task_flags::ENTERED as i32);
+    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);
     a.bind(same_ns);
     update_tasks(&mut a, KEY);
     a.bind(out);

@@ -18,12 +18,13 @@ use crate::ktypes::field;
 
 const KEY: i16 = -4;
 const CKEY: i16 = -8;
-/// The identity words, `N_WORDS` u64s: -320..-256.
-const BITS: i16 = -320;
-const BEST: i16 = -328;
-const BEST_RULE: i16 = -336;
-const LEN: i16 = -344;
-const COMM: i16 = -368; // 16 bytes + 8 spare: -368..-344
+/// The identity words, `N_WORDS` u64s: -328..-256.
+const BITS: i16 = -328;
+const BEST: i16 = -336;
+const BEST_RULE: i16 = -344;
+const LEN: i16 = -352;
+const COMM: i16 = -376; // 16 bytes + 8 spare: -376..-352
+const CGROUP: i16 = -384;
 
 fn word(w: usize) -> i16 {
     BITS + 8 * w as i16
@@ -137,7 +138,33 @@ fn identity_words(a: &mut Asm, p: &Params) {
         a.ldx(Size::DW, R1, R0, off as i16);
         a.stx(Size::DW, FP, word(w), R1);
     }
+    let not_entered = a.label();
+    a.ldx(Size::DW, R1, R0, offset_of!(TaskInfo, flags) as i16);
+    a.alu_imm(Alu::And, R1, abi::task_flags::ENTERED as i32);
+    a.jmp_imm(Cond::Eq, R1, 0, not_entered);
+    a.st(
+        Size::DW,
+        FP,
+        word(abi::WORD_FLAGS),
+        abi::FLAG_ENTERED as i32,
+    );
+    a.bind(not_entered);
     a.bind(entry_done);
+
+    if p.n_cgroups > 0 {
+        a.comment("cgroup identities: the task's cgroup v2 id in the cgroup map");
+        let none = a.label();
+        a.call(Helper::GetCurrentCgroupId);
+        a.stx(Size::DW, FP, CGROUP, R0);
+        a.ld_map(R1, abi::MAP_CGROUPS);
+        a.mov(R2, FP);
+        a.alu_imm(Alu::Add, R2, i32::from(CGROUP));
+        a.call(Helper::MapLookupElem);
+        a.jmp_imm(Cond::Eq, R0, 0, none);
+        a.ldx(Size::DW, R1, R0, 0);
+        a.stx(Size::DW, FP, word(abi::WORD_CGROUPS), R1);
+        a.bind(none);
+    }
 
     if p.n_names > 0 {
         a.comment("process name identities: the name DFA over comm, now (comm can change)");
@@ -191,7 +218,9 @@ fn identity_words(a: &mut Asm, p: &Params) {
         a.ldx_field(Size::DW, R1, R0, field("task_struct", &["signal"]));
         a.ldx_field(Size::DW, R1, R1, field("signal_struct", &["tty"]));
         a.jmp_imm(Cond::Eq, R1, 0, no_tty);
-        a.st(Size::DW, FP, word(abi::WORD_FLAGS), abi::FLAG_TTY as i32);
+        a.ldx(Size::DW, R1, FP, word(abi::WORD_FLAGS));
+        a.alu_imm(Alu::Or, R1, abi::FLAG_TTY as i32);
+        a.stx(Size::DW, FP, word(abi::WORD_FLAGS), R1);
         a.bind(no_tty);
     }
 }
