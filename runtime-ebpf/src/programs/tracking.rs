@@ -204,6 +204,8 @@ fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmEr
     a.bind(top);
     a.jmp_imm(Cond::Ge, R9, abi::MAX_RULES_PER_LIST as i32, ids_done);
     a.ldx(Size::DW, R8, FP, LIST);
+    // Bounded again after the reload: older verifiers (6.1) forget the range of a spilled scalar.
+    a.jmp_imm(Cond::Ge, R8, p.rule_list_len as i32, ids_done);
     a.mov(R2, R8);
     a.alu_imm(Alu::Lsh, R2, 1);
     a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
