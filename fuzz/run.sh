@@ -40,12 +40,14 @@ fi
 echo "== cargo-fuzz: $(cargo fuzz --version) ($(since "$t0"))"
 
 # --- build (its own target dir: the flags differ from the main build's, sharing would thrash)
-args=(--sanitizer "$sanitizer" --target-dir "$fuzz_dir/target")
+target_dir="$fuzz_dir/target"
 if [[ "$sanitizer" != none ]]; then
     # -Zsanitizer is unstable; the stable toolchain ships the sanitizer runtimes and takes the
-    # flag under RUSTC_BOOTSTRAP.
+    # flag under RUSTC_BOOTSTRAP. Built apart, so switching does not rebuild the other.
     export RUSTC_BOOTSTRAP=1
+    target_dir="$fuzz_dir/target/sanitizer-$sanitizer"
 fi
+args=(--sanitizer "$sanitizer" --target-dir "$target_dir")
 t0=$(now)
 echo "== building fuzz target '$target' (sanitizer: $sanitizer; $(rustc --version))"
 cargo fuzz build "${args[@]}" "$target"
@@ -84,27 +86,41 @@ log="$fuzz_dir/target/fuzz-$target.log"
 t0=$(now)
 echo "== fuzzing '$target' for $seconds s (per-input timeout $timeout s; full log: fuzz/target/fuzz-$target.log)"
 set +e
-# The first corpus directory takes the new inputs; the others are only read.
-cargo fuzz run "${args[@]}" "$target" "${corpora[@]}" -- \
+# The first corpus directory takes the new inputs; the others are only read. The -ignore_*=0
+# matter with -fork=N, which otherwise goes on past time-outs and OOMs.
+# libFuzzer stops itself after SECONDS (loading the corpus included) and fails an input slower
+# than the timeout; the outer limit catches what those miss (with -fork, a hanging corpus input
+# stalls the first merge), so the script never runs past its budget.
+limit=$((seconds + timeout + 300))
+timeout -k 30 "$limit" cargo fuzz run "${args[@]}" "$target" "${corpora[@]}" -- \
     -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=4096 \
-    -dict="$fuzz_dir/guard.dict" -print_final_stats=1 "$@" 2>&1 |
+    -dict="$fuzz_dir/guard.dict" -print_final_stats=1 \
+    -ignore_timeouts=0 -ignore_ooms=0 -ignore_crashes=0 "$@" 2>&1 |
     tee "$log" | grep --line-buffered -vE '^(#[0-9]+[[:space:]]+(NEW|REDUCE)[[:space:]]|[[:space:]]+NEW_FUNC)'
 status=${PIPESTATUS[0]}
 set -e
 echo "== fuzzed ($(since "$t0"))"
 
 runs=$(grep -oE '^Done [0-9]+ runs' "$log" | tail -1 | grep -oE '[0-9]+' || true)
-final=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
+# The last status line: `#N DONE cov: ...`, or `#N: cov: ...` with -fork.
+final=$(grep -E '^#[0-9]+(:|[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED))[[:space:]]' "$log" | tail -1 || true)
+[[ -n "$runs" ]] || runs=$(echo "$final" | grep -oE '^#[0-9]+' | tr -d '#' || true)
 cov=$(echo "$final" | grep -oE 'cov: [0-9]+' | grep -oE '[0-9]+' || true)
 ft=$(echo "$final" | grep -oE 'ft: [0-9]+' | grep -oE '[0-9]+' || true)
 corp=$(echo "$final" | grep -oE 'corp: [0-9]+' | grep -oE '[0-9]+' || true)
 execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || true)
 echo "fuzz: target $target, executions ${execs:-${runs:-?}}, coverage ${cov:-?} edges / ${ft:-?} features, corpus ${corp:-?} inputs"
+if [[ $status -eq 124 || $status -eq 137 ]]; then
+    echo "fuzz: FAILED: still running after $limit s, stopped (a hang libFuzzer did not catch)" >&2
+    exit 1
+fi
 if [[ $status -ne 0 ]]; then
     echo "fuzz: FAILED (exit $status): an input crashed, hung past ${timeout} s, or ran out of memory" >&2
     grep -E 'panicked at|ERROR: libFuzzer|SUMMARY|Test unit written|overflowed its stack' "$log" | head -20 >&2 || true
-    echo "fuzz: reproduce with: cargo fuzz run --sanitizer $sanitizer $target fuzz/artifacts/$target/<file>" >&2
-    echo "fuzz: minimise with:  cargo fuzz tmin --sanitizer $sanitizer $target fuzz/artifacts/$target/<file>" >&2
+    rel="${target_dir#"$root"/}"
+    echo "fuzz: reproduce with: cargo fuzz run --sanitizer $sanitizer --target-dir $rel $target fuzz/artifacts/$target/FILE" >&2
+    echo "fuzz: minimise with:  cargo fuzz tmin --sanitizer $sanitizer --target-dir $rel $target fuzz/artifacts/$target/FILE" >&2
+    echo "fuzz: then keep the minimised input in fuzz/regressions/ (replayed by every run)" >&2
     exit 1
 fi
 echo "fuzz: no crash, hang or OOM in $seconds s"
