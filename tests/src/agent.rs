@@ -69,7 +69,8 @@ impl Agent {
             stderr,
             readers,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // Generous: under emulation (the VM ring) verification alone takes tens of seconds.
+        let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             if agent
                 .stderr()
@@ -86,7 +87,7 @@ impl Agent {
             }
             if Instant::now() > deadline {
                 return Err(io::Error::other(
-                    "guard-run did not start enforcing within 60 s",
+                    "guard-run did not start enforcing within 300 s",
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -24,6 +24,8 @@ vm-test options:
   --keep           keep the unpacked initramfs under target/vm/initramfs/ and print the QEMU
                    command line, to rerun the VM by hand
   --list           print the test targets of the ring and exit
+  --run CMD        run the shell command CMD in the guest (as root, cwd the workspace, after
+                   the same build) instead of the tests, to look into a failure on its kernel
 ";
 
 fn main() -> ExitCode {

@@ -70,7 +70,9 @@ impl Program {
 
 /// Size of the exec program's per-CPU scratch value: the walk's header and path buffer, then
 /// the command-line buffer.
-pub const EXEC_SCRATCH_SIZE: u32 = walk::SCRATCH_SIZE + crate::abi::CMDLINE_MAX as u32;
+pub const EXEC_SCRATCH_SIZE: u32 = walk::SCRATCH_SIZE
+    + crate::abi::CMDLINE_MAX as u32
+    + core::mem::size_of::<crate::abi::TaskInfo>() as u32;
 
 /// The programs of the tracepoint backend: identity tracking and the open check.
 pub fn tracepoint_backend(p: &Params) -> Result<Vec<Program>, AsmError> {

@@ -33,6 +33,12 @@ fn info_field(offset: usize) -> i16 {
 /// header and path buffer.
 const CMD_OFF: i32 = walk::SCRATCH_SIZE as i32;
 
+/// Where the exec program keeps the task's new entry during the walk, after the command line.
+/// Not on the stack: the verifier compares stack slots when it prunes the walk's loop, and the
+/// entry's constant-valued flags would multiply its states (the 6.1 verifier ran out of its
+/// million instructions); a map value is opaque to it.
+const INFO_OFF: i32 = CMD_OFF + abi::CMDLINE_MAX as i32;
+
 /// The exec program: `tp_btf/sched_process_exec`, args `(task, old_pid, bprm)`. Computes the
 /// task's identities for its new image, then judges the exec rules that the executable's path
 /// selects.
@@ -181,6 +187,11 @@ fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmEr
     let truncated = a.label();
     let dead = a.label();
     let store = a.label();
+    a.comment("the entry moves to the scratch value for the walk (see INFO_OFF)");
+    for off in (0..core::mem::size_of::<TaskInfo>()).step_by(8) {
+        a.ldx(Size::DW, R1, FP, info_field(off));
+        a.stx(Size::DW, R6, (INFO_OFF + off as i32) as i16, R1);
+    }
     a.st(Size::DW, R6, walk::H_FD, -1);
     a.st(Size::DW, R6, walk::H_OPS, abi::OP_EXEC as i32);
     a.ldx(Size::DW, R8, FP, TASK);
@@ -225,9 +236,10 @@ fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmEr
     a.jmp_imm(Cond::Ge, R1, abi::MAX_EXE_IDS as i32, next);
     a.mov_imm(R2, 1);
     a.alu_reg(Alu::Lsh, R2, R1);
-    a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, exe_ids)));
+    let exe_ids = (INFO_OFF + offset_of!(TaskInfo, exe_ids) as i32) as i16;
+    a.ldx(Size::DW, R1, R6, exe_ids);
     a.alu_reg(Alu::Or, R1, R2);
-    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, exe_ids)), R1);
+    a.stx(Size::DW, R6, exe_ids, R1);
     a.bind(next);
     a.alu_imm(Alu::Add, R9, 1);
     a.jmp(top);
@@ -250,7 +262,13 @@ fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmEr
 
     a.bind(store);
     a.comment("the entry is written before judging: the exec rules see the new image's identities");
-    update_tasks(a, KEY);
+    a.ld_map(R1, abi::MAP_TASKS);
+    a.mov(R2, FP);
+    a.alu_imm(Alu::Add, R2, i32::from(KEY));
+    a.mov(R3, R6);
+    a.alu_imm(Alu::Add, R3, INFO_OFF);
+    a.mov_imm(crate::asm::R4, 0); // BPF_ANY
+    a.call(Helper::MapUpdateElem);
     a.ldx(Size::DW, R8, FP, LIST);
     verdict::judge_and_act(a, p, R8, abi::EVENT_EXEC, out)?;
     a.bind(out);

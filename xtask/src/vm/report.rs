@@ -120,7 +120,16 @@ impl Report {
     }
 
     /// Prints the summary; true when everything passed.
-    pub fn print(&self, planned: &[Planned], run: &Run, log: &Path, total: Duration) -> bool {
+    /// `tests`: the planned executables are libtest binaries (not a `--run` command), so at
+    /// least one test must have run.
+    pub fn print(
+        &self,
+        planned: &[Planned],
+        tests: bool,
+        run: &Run,
+        log: &Path,
+        total: Duration,
+    ) -> bool {
         let mut problems = Vec::new();
         println!("== vm-test: summary");
         match &self.kernel {
@@ -219,7 +228,7 @@ impl Report {
                     .unwrap_or_else(|| "?".into())
             ));
         }
-        if passed + failed == 0 && problems.is_empty() {
+        if tests && passed + failed == 0 && problems.is_empty() {
             problems.push("no test ran (does --filter match any test?)".into());
         }
         println!(
