@@ -56,6 +56,16 @@ pub const VM_TESTS: &[VmTest] = &[
         target: "five_rules",
         args: &[],
     },
+    VmTest {
+        package: "guard-tests",
+        target: "atomic_writer",
+        args: &[],
+    },
+    VmTest {
+        package: "guard-tests",
+        target: "subjects",
+        args: &[],
+    },
 ];
 
 /// The workspace binaries the tests exec from next to their executables (`guard_tests::bin`).
