@@ -134,3 +134,15 @@ pub fn current_tid(a: &mut Asm, dst_slot: i16) {
     a.call(Helper::GetCurrentPidTgid);
     a.stx(Size::W, FP, dst_slot, R0);
 }
+
+/// `dst = lists[r2]`, a u16 of the rule-list table, jumping to `past` when r2 is not an index
+/// into it. The bound is checked here, on the register the access uses, because a verifier may
+/// not carry a range over from an earlier check (6.1 forgets it across a stack spill). Uses r2
+/// and r3; `dst` must be neither.
+pub fn list_load(a: &mut Asm, list_len: u32, dst: Reg, past: Label) {
+    a.jmp_imm(Cond::Ge, R2, list_len as i32, past);
+    a.alu_imm(Alu::Lsh, R2, 1);
+    a.ld_data(R3, crate::abi::RODATA_RULE_LISTS, 0);
+    a.alu_reg(Alu::Add, R3, R2);
+    a.ldx(Size::H, dst, R3, 0);
+}

@@ -7,7 +7,9 @@
 
 use core::mem::offset_of;
 
-use super::common::{current_tid, dfa_info, dfa_step, read_kernel_to_stack, scratch, zero_stack};
+use super::common::{
+    current_tid, dfa_info, dfa_step, list_load, read_kernel_to_stack, scratch, zero_stack,
+};
 use super::{Params, Program, verdict, walk};
 use crate::abi::{self, TaskInfo, task_flags};
 use crate::asm::{Alu, Asm, AsmError, Cond, FP, Helper, R0, R1, R2, R3, R4, R6, R7, R8, R9, Size};
@@ -215,22 +217,13 @@ fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmEr
     a.bind(top);
     a.jmp_imm(Cond::Ge, R9, abi::MAX_RULES_PER_LIST as i32, ids_done);
     a.ldx(Size::DW, R8, FP, LIST);
-    // Bounded again after the reload: older verifiers (6.1) forget the range of a spilled scalar.
-    a.jmp_imm(Cond::Ge, R8, p.rule_list_len as i32, ids_done);
     a.mov(R2, R8);
-    a.alu_imm(Alu::Lsh, R2, 1);
-    a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
-    a.alu_reg(Alu::Add, R3, R2);
-    a.ldx(Size::H, R1, R3, 0);
+    list_load(a, p.rule_list_len, R1, ids_done);
     a.jmp_reg(Cond::Ge, R9, R1, ids_done);
     a.mov(R2, R8);
     a.alu_reg(Alu::Add, R2, R9);
     a.alu_imm(Alu::Add, R2, 1);
-    a.jmp_imm(Cond::Ge, R2, p.rule_list_len as i32, ids_done);
-    a.alu_imm(Alu::Lsh, R2, 1);
-    a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
-    a.alu_reg(Alu::Add, R3, R2);
-    a.ldx(Size::H, R1, R3, 0);
+    list_load(a, p.rule_list_len, R1, ids_done);
     a.jmp_imm(Cond::Lt, R1, abi::EXE_TAG_BASE as i32, next);
     a.alu_imm(Alu::Sub, R1, abi::EXE_TAG_BASE as i32);
     a.jmp_imm(Cond::Ge, R1, abi::MAX_EXE_IDS as i32, next);

@@ -8,7 +8,7 @@
 use core::mem::{offset_of, size_of};
 
 use super::Params;
-use super::common::{count, dfa_info, dfa_step};
+use super::common::{count, dfa_info, dfa_step, list_load};
 use super::walk::{BUF_MASK, H_FD, H_FLAGS, H_OPS, H_POS, HEADER, PATH_END};
 use crate::abi::{self, Action, Counter, Event, RuleEntry, TaskInfo, Term, event_flags};
 use crate::asm::{
@@ -50,10 +50,7 @@ pub fn judge_and_act(
     a.st(Size::DW, FP, BEST_RULE, 0);
     a.comment("len = lists[list]");
     a.mov(R2, R7);
-    a.alu_imm(Alu::Lsh, R2, 1);
-    a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
-    a.alu_reg(Alu::Add, R3, R2);
-    a.ldx(Size::H, R1, R3, 0);
+    list_load(a, p.rule_list_len, R1, out);
     a.stx(Size::DW, FP, LEN, R1);
 
     let top = a.label();
@@ -66,11 +63,7 @@ pub fn judge_and_act(
     a.mov(R2, R7);
     a.alu_reg(Alu::Add, R2, R9);
     a.alu_imm(Alu::Add, R2, 1);
-    a.jmp_imm(Cond::Ge, R2, p.rule_list_len as i32, decided);
-    a.alu_imm(Alu::Lsh, R2, 1);
-    a.ld_data(R3, abi::RODATA_RULE_LISTS, 0);
-    a.alu_reg(Alu::Add, R3, R2);
-    a.ldx(Size::H, R0, R3, 0);
+    list_load(a, p.rule_list_len, R0, decided);
     a.comment("entries past the rules are executable identities, not rules");
     a.jmp_imm(Cond::Ge, R0, p.n_rules as i32, next);
     a.mov(R4, R0);
