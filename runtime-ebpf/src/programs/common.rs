@@ -49,14 +49,19 @@ pub fn read_kernel_to_map(
     a.jmp_imm(Cond::Ne, R0, 0, fail);
 }
 
-/// Looks up key 0 of a per-CPU scratch map; the value pointer ends in `dst` (callee-saved).
-/// Uses r0-r2 and the stack slot at `key_slot`.
-pub fn scratch(a: &mut Asm, map: &str, key_slot: i16, dst: Reg, fail: Label) {
-    a.st(Size::W, FP, key_slot, 0);
+/// `r0 = bpf_map_lookup_elem(map, fp + key_slot)`. Uses r0-r5.
+pub fn map_lookup(a: &mut Asm, map: &str, key_slot: i16) {
     a.ld_map(R1, map);
     a.mov(R2, FP);
     a.alu_imm(Alu::Add, R2, i32::from(key_slot));
     a.call(Helper::MapLookupElem);
+}
+
+/// Looks up key 0 of a per-CPU scratch map; the value pointer ends in `dst` (callee-saved).
+/// Uses r0-r2 and the stack slot at `key_slot`.
+pub fn scratch(a: &mut Asm, map: &str, key_slot: i16, dst: Reg, fail: Label) {
+    a.st(Size::W, FP, key_slot, 0);
+    map_lookup(a, map, key_slot);
     a.jmp_imm(Cond::Eq, R0, 0, fail);
     a.mov(dst, R0);
 }
@@ -65,10 +70,7 @@ pub fn scratch(a: &mut Asm, map: &str, key_slot: i16, dst: Reg, fail: Label) {
 pub fn count(a: &mut Asm, map: &str, counter: u32, key_slot: i16) {
     let skip = a.label();
     a.st(Size::W, FP, key_slot, counter as i32);
-    a.ld_map(R1, map);
-    a.mov(R2, FP);
-    a.alu_imm(Alu::Add, R2, i32::from(key_slot));
-    a.call(Helper::MapLookupElem);
+    map_lookup(a, map, key_slot);
     a.jmp_imm(Cond::Eq, R0, 0, skip);
     a.ldx(Size::DW, R1, R0, 0);
     a.alu_imm(Alu::Add, R1, 1);

@@ -8,7 +8,8 @@
 use core::mem::offset_of;
 
 use super::common::{
-    current_tid, dfa_info, dfa_step, list_load, read_kernel_to_stack, scratch, zero_stack,
+    current_tid, dfa_info, dfa_step, list_load, map_lookup, read_kernel_to_stack, scratch,
+    zero_stack,
 };
 use super::{Params, Program, verdict, walk};
 use crate::abi::{self, TaskInfo, task_flags};
@@ -65,10 +66,7 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
         "inherited identities come from the entry fork made; a task unknown to guard inherits none",
     );
     let no_entry = a.label();
-    a.ld_map(R1, abi::MAP_TASKS);
-    a.mov(R2, FP);
-    a.alu_imm(Alu::Add, R2, i32::from(KEY));
-    a.call(Helper::MapLookupElem);
+    map_lookup(&mut a, abi::MAP_TASKS, KEY);
     a.jmp_imm(Cond::Eq, R0, 0, no_entry);
     for off in [
         offset_of!(TaskInfo, inh_anc),
@@ -282,10 +280,7 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.stx(Size::W, FP, KEY, R1);
 
     a.comment("a parent unknown to guard hands down nothing");
-    a.ld_map(R1, abi::MAP_TASKS);
-    a.mov(R2, FP);
-    a.alu_imm(Alu::Add, R2, i32::from(KEY2));
-    a.call(Helper::MapLookupElem);
+    map_lookup(&mut a, abi::MAP_TASKS, KEY2);
     a.jmp_imm(Cond::Eq, R0, 0, out);
     let copy = [
         (

@@ -8,7 +8,7 @@
 use core::mem::{offset_of, size_of};
 
 use super::Params;
-use super::common::{count, dfa_info, dfa_step, list_load};
+use super::common::{count, dfa_info, dfa_step, list_load, map_lookup};
 use super::walk::{BUF_MASK, H_FD, H_FLAGS, H_OPS, H_POS, HEADER, PATH_END};
 use crate::abi::{self, Action, Counter, Event, RuleEntry, TaskInfo, Term, event_flags};
 use crate::asm::{
@@ -110,10 +110,7 @@ fn identity_words(a: &mut Asm, p: &Params) {
     }
     a.call(Helper::GetCurrentPidTgid);
     a.stx(Size::W, FP, KEY, R0);
-    a.ld_map(R1, abi::MAP_TASKS);
-    a.mov(R2, FP);
-    a.alu_imm(Alu::Add, R2, i32::from(KEY));
-    a.call(Helper::MapLookupElem);
+    map_lookup(a, abi::MAP_TASKS, KEY);
     a.jmp_imm(Cond::Ne, R0, 0, known);
     a.ldx(Size::DW, R1, R6, H_FLAGS);
     a.alu_imm(Alu::Or, R1, event_flags::NO_TASK_INFO as i32);
@@ -149,10 +146,7 @@ fn identity_words(a: &mut Asm, p: &Params) {
         let none = a.label();
         a.call(Helper::GetCurrentCgroupId);
         a.stx(Size::DW, FP, CGROUP, R0);
-        a.ld_map(R1, abi::MAP_CGROUPS);
-        a.mov(R2, FP);
-        a.alu_imm(Alu::Add, R2, i32::from(CGROUP));
-        a.call(Helper::MapLookupElem);
+        map_lookup(a, abi::MAP_CGROUPS, CGROUP);
         a.jmp_imm(Cond::Eq, R0, 0, none);
         a.ldx(Size::DW, R1, R0, 0);
         a.stx(Size::DW, FP, word(abi::WORD_CGROUPS), R1);
