@@ -24,6 +24,7 @@ mod imports;
 mod names;
 mod objects;
 mod pattern;
+mod scope;
 mod subject;
 
 use std::collections::{HashMap, HashSet};
@@ -65,6 +66,7 @@ pub fn check_policy(
         // an item lost to a syntax error, looks like no use.
         if !syntax_errors && checker.error_count() == 0 {
             checker.unused();
+            checker.unused_imports();
         }
         rules
     };

@@ -6,6 +6,7 @@
 
 use crate::diag::Diagnostic;
 use crate::span::Span;
+pub use guard_ebpf::abi::Scope;
 
 /// A checked policy. INVARIANT: every [`Span`] in it points into the
 /// checked file itself: where the thing is written if it is written there,
@@ -154,10 +155,16 @@ pub enum Subject {
     Nobody {
         span: Span,
     },
-    /// `cgroup("/path")`: the process's cgroup (v2, relative to the cgroup2 mount) is that
-    /// cgroup or one below it.
-    Cgroup {
-        path: String,
+    /// `user("name")`: the real uid is that user's, looked up in the node's user database when
+    /// the policy is loaded (names are node-local, uids are what the kernel compares).
+    User {
+        name: String,
+        span: Span,
+    },
+    /// Where the process runs: `cgroup("/path")`, `container(…)`, `k8s_namespace(…)`,
+    /// `pod_label(…)`. The runtime resolves each to the cgroups it covers on the node.
+    Scope {
+        scope: Scope,
         span: Span,
     },
     And(Box<Subject>, Box<Subject>),
@@ -275,10 +282,20 @@ pub enum Field {
     ProcPid,
     ProcPpid,
     ProcExepath,
+    /// The parent's process name.
+    ProcPname,
+    ThreadTid,
     UserName,
     UserUid,
+    GroupGid,
     FdName,
+    /// `host` for a process in no container.
     ContainerId,
+    ContainerName,
+    ContainerImageRepository,
+    ContainerImageTag,
+    K8sPodName,
+    K8sNsName,
     RuleName,
     /// What guard did: `killed`, `denied`, `alerted`, or `kill failed`.
     GuardAction,
@@ -287,7 +304,7 @@ pub enum Field {
 impl Field {
     /// INVARIANT: the runtime's alert formatter handles every field listed
     /// here.
-    pub const ALL: [Field; 13] = [
+    pub const ALL: [Field; 21] = [
         Field::EvtTime,
         Field::EvtType,
         Field::ProcName,
@@ -295,10 +312,18 @@ impl Field {
         Field::ProcPid,
         Field::ProcPpid,
         Field::ProcExepath,
+        Field::ProcPname,
+        Field::ThreadTid,
         Field::UserName,
         Field::UserUid,
+        Field::GroupGid,
         Field::FdName,
         Field::ContainerId,
+        Field::ContainerName,
+        Field::ContainerImageRepository,
+        Field::ContainerImageTag,
+        Field::K8sPodName,
+        Field::K8sNsName,
         Field::RuleName,
         Field::GuardAction,
     ];
@@ -313,10 +338,18 @@ impl Field {
             Field::ProcPid => "proc.pid",
             Field::ProcPpid => "proc.ppid",
             Field::ProcExepath => "proc.exepath",
+            Field::ProcPname => "proc.pname",
+            Field::ThreadTid => "thread.tid",
             Field::UserName => "user.name",
             Field::UserUid => "user.uid",
+            Field::GroupGid => "group.gid",
             Field::FdName => "fd.name",
             Field::ContainerId => "container.id",
+            Field::ContainerName => "container.name",
+            Field::ContainerImageRepository => "container.image.repository",
+            Field::ContainerImageTag => "container.image.tag",
+            Field::K8sPodName => "k8s.pod.name",
+            Field::K8sNsName => "k8s.ns.name",
             Field::RuleName => "rule.name",
             Field::GuardAction => "guard.action",
         }
@@ -372,7 +405,21 @@ impl Subject {
             Subject::Tty { .. } => f.write_str("tty")?,
             Subject::Entered { .. } => f.write_str("entered")?,
             Subject::Nobody { .. } => f.write_str("nobody")?,
-            Subject::Cgroup { path, .. } => write!(f, "cgroup({})", quote(path))?,
+            Subject::User { name, .. } => write!(f, "user({})", quote(name))?,
+            Subject::Scope { scope, .. } => match scope {
+                Scope::Cgroup { path } => write!(f, "cgroup({})", quote(path))?,
+                Scope::Container { names } => {
+                    write!(f, "container({})", quoted(names).join(", "))?;
+                }
+                Scope::K8sNamespace { names } => {
+                    write!(f, "k8s_namespace({})", quoted(names).join(", "))?;
+                }
+                Scope::PodLabel { labels } => {
+                    let labels: Vec<String> =
+                        labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    write!(f, "pod_label({})", quoted(&labels).join(", "))?;
+                }
+            },
             // Left-associative: the right operand needs one level more.
             Subject::Or(a, b) | Subject::And(a, b) => {
                 a.write(f, level)?;

@@ -7,11 +7,11 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::checked;
-use crate::codegen;
+use crate::codegen::{self, CodegenError};
 use crate::diag::{self, Diagnostic};
 use crate::fmt::format_source;
 use crate::frontend;
-use crate::lower::LowerWarning;
+use crate::lower::{self, LowerWarning, Lowered};
 use crate::span::Span;
 
 #[derive(Parser)]
@@ -43,7 +43,8 @@ enum Command {
         #[arg(long)]
         stats: bool,
     },
-    /// Check policies without writing anything; reports every error of every file.
+    /// Check policies as `compile` would, table limits and lints included, without writing
+    /// anything; reports every error and warning of every file.
     Check {
         #[arg(required = true)]
         policies: Vec<PathBuf>,
@@ -113,7 +114,7 @@ pub fn run(cli: Cli) -> i32 {
         } => {
             let mut status = 0;
             for p in &policies {
-                if check(p, &diagnostics).is_none() {
+                if !check(p, &diagnostics) {
                     status = 1;
                 }
             }
@@ -135,23 +136,52 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-/// Reads and checks a policy, reporting errors and warnings; `None` if it
-/// fails (or has warnings and they are denied).
-fn check(path: &Path, args: &DiagnosticArgs) -> Option<(String, String, checked::Policy)> {
+/// Reads, checks and lowers a policy, then reports every diagnostic of the file at once, the
+/// front end's and lowering's together in file order. `check` and `compile` both come through
+/// here, so they report the same diagnostics for the same file; they differ only in
+/// `back_end` (lowering alone, or lowering and code generation) and `lowered` finds the
+/// tables in what it returns. Returns the checked policy and what the back end made of it, or
+/// `None` if anything failed, or if there are warnings and they are denied.
+fn build<T>(
+    path: &Path,
+    args: &DiagnosticArgs,
+    back_end: impl FnOnce(&checked::Policy, &str) -> Result<T, CodegenError>,
+    lowered: impl Fn(&T) -> &Lowered,
+) -> Option<(checked::Policy, T)> {
     let (name, source) = read_policy(path)?;
-    match frontend::check_source_with(&name, &source, &args.options()) {
-        Ok(policy) => {
-            report(&name, &source, &policy.warnings, args.message_format);
-            if args.deny_warnings && !policy.warnings.is_empty() {
-                return None;
-            }
-            Some((name, source, policy))
-        }
+    let policy = match frontend::check_source_with(&name, &source, &args.options()) {
+        Ok(policy) => policy,
         Err(d) => {
+            // Lowering needs a checked policy: front-end errors are all there is to say.
             report(&name, &source, &d, args.message_format);
+            return None;
+        }
+    };
+    let mut diagnostics = policy.warnings.clone();
+    let output = match back_end(&policy, &name) {
+        Ok(output) => {
+            diagnostics.extend(lowered(&output).warnings.iter().map(lower_warning));
+            Some(output)
+        }
+        Err(e) => {
+            diagnostics.push(back_end_error(&e));
             None
         }
+    };
+    diag::sort(&mut diagnostics);
+    report(&name, &source, &diagnostics, args.message_format);
+    let output = output?;
+    if args.deny_warnings && !diagnostics.is_empty() {
+        return None;
     }
+    Some((policy, output))
+}
+
+/// `guardc check` for one file: everything `compile` does short of generating code, so it
+/// reports the same diagnostics and fails when `compile` would; `false` if it fails.
+fn check(path: &Path, args: &DiagnosticArgs) -> bool {
+    let lower = |policy: &checked::Policy, _: &str| Ok(lower::lower(policy)?);
+    build(path, args, lower, |lowered| lowered).is_some()
 }
 
 /// `guardc fmt` for one file; `false` if it has syntax errors, cannot be
@@ -223,34 +253,10 @@ fn compile(
     args: &DiagnosticArgs,
     stats: bool,
 ) -> i32 {
-    let format = args.message_format;
     let started = Instant::now();
-    let Some((name, source, checked)) = check(policy, args) else {
+    let Some((checked, compiled)) = build(policy, args, codegen::compile, |c| &c.lowered) else {
         return 1;
     };
-    let compiled = match codegen::compile(&checked, &name) {
-        Ok(c) => c,
-        Err(e) => {
-            let span = match &e {
-                codegen::CodegenError::Lower(l) => l.span(),
-                _ => None,
-            };
-            let span = span.unwrap_or_else(|| Span::new(0, 0));
-            let d = Diagnostic::error(diag::codes::TABLE_LIMIT, e.to_string(), span, "here");
-            report(&name, &source, &[d], format);
-            return 1;
-        }
-    };
-    let warnings: Vec<Diagnostic> = compiled
-        .lowered
-        .warnings
-        .iter()
-        .map(lower_warning)
-        .collect();
-    report(&name, &source, &warnings, format);
-    if args.deny_warnings && !warnings.is_empty() {
-        return 1;
-    }
     if let Err(e) = write_atomically(output, &compiled.object) {
         eprintln!("error: cannot write `{}`: {e}", output.display());
         return 1;
@@ -282,6 +288,18 @@ fn compile(
     0
 }
 
+/// Why the back end failed, as a diagnostic: a policy the tables cannot express (or, for an
+/// internal error, what went wrong). Some limits, and internal errors, belong to no single
+/// place in the policy; the start of the file stands in.
+fn back_end_error(e: &CodegenError) -> Diagnostic {
+    let span = match e {
+        CodegenError::Lower(l) => l.span(),
+        _ => None,
+    };
+    let span = span.unwrap_or_else(|| Span::new(0, 0));
+    Diagnostic::error(diag::codes::TABLE_LIMIT, e.to_string(), span, "here")
+}
+
 /// A lowering warning as a diagnostic, rendered like the front end's.
 fn lower_warning(w: &LowerWarning) -> Diagnostic {
     let mut d = Diagnostic::warning(w.code, w.message.clone(), w.span, w.label.clone());
@@ -296,7 +314,15 @@ fn lower_warning(w: &LowerWarning) -> Diagnostic {
 
 /// Writes next to the target and renames, so a failed compile never leaves half an object
 /// where `guard-run` could pick it up.
+/// Writes the object whole or not at all: a reader (a `guard-run` watching the file) never
+/// sees half an object. Only a regular file (or a new one) is replaced by rename; anything
+/// else (`-o /dev/null`, a pipe) is written to in place, so a device is never replaced by a
+/// file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return std::fs::write(path, bytes),
+        _ => {}
+    }
     let tmp = path.with_extension("o.tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
@@ -310,6 +336,21 @@ mod tests {
         run(Cli::parse_from(
             std::iter::once("guardc").chain(args.iter().copied()),
         ))
+    }
+
+    #[test]
+    fn compiling_to_dev_null_leaves_the_device_alone() {
+        let dir = std::env::temp_dir().join(format!("guardc-null-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let policy = dir.join("p.grd");
+        std::fs::write(&policy, "guard /b allow tty else kill\n").expect("write");
+        let path = policy.to_str().expect("UTF-8 path");
+        assert_eq!(run_args(&["compile", path, "-o", "/dev/null"]), 0);
+        use std::os::unix::fs::FileTypeExt;
+        let meta = std::fs::metadata("/dev/null").expect("/dev/null");
+        assert!(meta.file_type().is_char_device(), "/dev/null was replaced");
+        assert!(!Path::new("/dev/null.o.tmp").exists());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

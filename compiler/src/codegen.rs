@@ -58,9 +58,9 @@ pub fn compile(policy: &checked::Policy, source_name: &str) -> Result<Compiled, 
         n_names: lowered.names.len() as u32,
         n_uids: lowered.uids.len() as u32,
         uses_tty: lowered.uses_tty,
-        n_cgroups: lowered.cgroups.len() as u32,
+        n_scopes: lowered.scopes.len() as u32,
     };
-    let programs = programs::tracepoint_backend(&params)?;
+    let programs = programs::programs(&params)?;
     let metadata = Metadata {
         format_version: abi::FORMAT_VERSION,
         compiler: format!("guardc {}", env!("CARGO_PKG_VERSION")),
@@ -83,7 +83,8 @@ pub fn compile(policy: &checked::Policy, source_name: &str) -> Result<Compiled, 
         exes: lowered.exes.clone(),
         names: lowered.names.clone(),
         uids: lowered.uids.clone(),
-        cgroups: lowered.cgroups.clone(),
+        users: lowered.users.clone(),
+        scopes: lowered.scopes.clone(),
         name_dfa: params.name_dfa,
         path_dfa: params.path_dfa,
         cmdline_dfa: params.cmdline_dfa,

@@ -84,6 +84,11 @@ pub mod codes {
     pub const INVALID_CMDLINE_GLOB: &str = "E0308";
     /// A `cgroup(…)` path that is not absolute or has empty, `.` or `..` components.
     pub const INVALID_CGROUP: &str = "E0310";
+    /// A `container(…)`, `k8s_namespace(…)` or `pod_label(…)` argument that no container,
+    /// namespace or label can have.
+    pub const INVALID_SCOPE: &str = "E0311";
+    /// A `user(…)` name that no user can have.
+    pub const INVALID_USER: &str = "E0312";
     /// A condition that grows past [`crate::checked::MAX_SUBJECT_NODES`]
     /// once its macros are expanded.
     pub const SUBJECT_TOO_COMPLEX: &str = "E0309";
@@ -134,6 +139,13 @@ pub mod codes {
     /// Warning: `<secret dir>/*`, which misses the files of a Kubernetes
     /// secret volume (they live under `<dir>/..<timestamp>/`).
     pub const ATOMIC_WRITER: &str = "W0002";
+    /// Warning: an `import` none of whose names the checked file uses.
+    pub const UNUSED_IMPORT: &str = "W0003";
+    /// Warning (lowering): a rule whose condition always holds, so it never fires.
+    pub const NEVER_FIRES: &str = "W0101";
+    /// Warning (lowering): enforcing rules that share files and an operation with different
+    /// conditions.
+    pub const OVERLAPPING_RULES: &str = "W0102";
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -328,6 +340,16 @@ impl Diagnostic {
             File::Other(f) => (true, f.name().to_string(), self.primary.span),
         }
     }
+}
+
+/// Sorts diagnostics for display: imported files first (their problems usually explain the
+/// rest), by name, then the checked file, each in file order. The sort is stable, so
+/// diagnostics at one place keep the order they were found in.
+pub fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by_key(|d| {
+        let (other_file, name, span) = d.sort_key();
+        (!other_file, name, span)
+    });
 }
 
 /// The candidate closest to `name` by edit distance, if it is close enough

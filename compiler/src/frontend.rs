@@ -5,13 +5,15 @@
 //! build time (see `build.rs`), so `guardc` behaves the same from any
 //! directory; [`Options::stdlib_dir`] replaces it with a directory.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::check::{self, Modules};
 use crate::checked;
-use crate::diag::{Diagnostic, SourceFile, codes};
+use crate::diag::{self, Diagnostic, File, SourceFile, codes};
 use crate::span::{LineIndex, Span};
-use crate::syntax::parser;
+use crate::syntax::lexer::{self, Token};
+use crate::syntax::{ast, parser};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/stdlib.rs"));
@@ -54,12 +56,12 @@ pub fn check_source_with(
     let mut modules = Stdlib::new(options);
     let outcome = check::check_policy(&ast, &lines, &mut modules, !syntax.is_empty());
     let mut errors = syntax;
-    errors.extend(outcome.errors);
+    errors.extend(without_lost_uses(outcome.errors, source, &ast));
     let mut warnings = outcome.warnings;
     if errors.is_empty() && outcome.rules.is_empty() {
         errors.push(empty_policy(file_name, source));
         // Without rules everything is unused: saying so adds nothing.
-        warnings.retain(|w| w.code != codes::UNUSED_DEFINITION);
+        warnings.retain(|w| ![codes::UNUSED_DEFINITION, codes::UNUSED_IMPORT].contains(&w.code));
     }
     if errors.is_empty() {
         return Ok(checked::Policy {
@@ -71,6 +73,52 @@ pub fn check_source_with(
     Err(sorted(errors))
 }
 
+/// Check errors without those reporting, as unknown, a use of a `list` or
+/// `macro` definition lost to a syntax error. The parser recovers by
+/// skipping to the next item, so such a definition never reaches the
+/// checker; the syntax error is what to fix, and the uses are fine once it
+/// is. Only the checked file's own definitions are looked for.
+fn without_lost_uses(errors: Vec<Diagnostic>, source: &str, ast: &ast::Policy) -> Vec<Diagnostic> {
+    // Nothing to drop: no need to lex the file again.
+    if !errors.iter().any(|d| d.code == codes::UNKNOWN_NAME) {
+        return errors;
+    }
+    let lost = lost_definitions(source, ast);
+    if lost.is_empty() {
+        return errors;
+    }
+    errors
+        .into_iter()
+        .filter(|d| !is_use_of(d, source, &lost))
+        .collect()
+}
+
+/// The names of the `list` and `macro` definitions that did not parse:
+/// each `list NAME` or `macro NAME` outside every item that did.
+fn lost_definitions<'s>(source: &'s str, ast: &ast::Policy) -> HashSet<&'s str> {
+    let parsed: Vec<Span> = ast.items.iter().map(ast::Item::span).collect();
+    let (tokens, _) = lexer::lex(source);
+    tokens
+        .windows(2)
+        .filter_map(|pair| match pair {
+            [
+                (start, Token::List | Token::Macro, _),
+                (_, Token::Ident(name), _),
+            ] if !parsed.iter().any(|s| s.start <= *start && *start < s.end) => Some(*name),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `d` reports a use of one of `names` in the checked file as unknown.
+fn is_use_of(d: &Diagnostic, source: &str, names: &HashSet<&str>) -> bool {
+    d.code == codes::UNKNOWN_NAME
+        && d.primary.file == File::Main
+        && source
+            .get(d.primary.span.range())
+            .is_some_and(|used| names.contains(used))
+}
+
 /// Checks a file as a module of the standard library would be checked when
 /// imported: lists and macros only, no warnings about unused definitions.
 /// `Ok` holds its warnings.
@@ -78,7 +126,7 @@ pub fn check_module(source: &str, options: &Options) -> Result<Vec<Diagnostic>, 
     let (ast, mut errors) = parser::parse(source);
     let mut modules = Stdlib::new(options);
     let outcome = check::check_module(&ast, &mut modules);
-    errors.extend(outcome.errors);
+    errors.extend(without_lost_uses(outcome.errors, source, &ast));
     if errors.is_empty() {
         return Ok(outcome.warnings);
     }
@@ -91,14 +139,9 @@ pub fn stdlib_modules() -> Vec<&'static str> {
     embedded::STDLIB.iter().map(|(name, _)| *name).collect()
 }
 
-/// Imported files first (their problems usually explain the rest), then
-/// the checked file, each in file order; syntax and check errors
-/// interleave.
+/// In display order (see [`diag::sort`]); syntax and check errors interleave.
 fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
-    diagnostics.sort_by_key(|d| {
-        let (main_file, name, span) = d.sort_key();
-        (!main_file, name, span)
-    });
+    diag::sort(&mut diagnostics);
     diagnostics
 }
 

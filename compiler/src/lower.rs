@@ -21,7 +21,7 @@ mod lints;
 mod subject;
 
 pub use lints::LowerWarning;
-use subject::Atoms;
+use subject::{Atoms, UidRef};
 
 /// The tables of one policy.
 #[derive(Debug)]
@@ -36,9 +36,11 @@ pub struct Lowered {
     pub identities: Vec<String>,
     pub exes: Vec<String>,
     pub names: Vec<String>,
+    /// The uid table; `user(…)` entries hold [`abi::UNRESOLVED_UID`] and are listed in `users`.
     pub uids: Vec<u32>,
+    pub users: Vec<abi::UserSlot>,
     pub uses_tty: bool,
-    pub cgroups: Vec<String>,
+    pub scopes: Vec<abi::Scope>,
     /// Rules the compiler added after the policy's own (ids from `policy.rules.len()` on).
     pub synthetic: Vec<SyntheticRule>,
     pub warnings: Vec<LowerWarning>,
@@ -137,27 +139,31 @@ pub fn lower(policy: &checked::Policy) -> Result<Lowered, LowerError> {
     let n_rules = policy.rules.len() as u32;
     let mut synthetic = Synthetic::new(n_rules);
     let mut lists = ListBuilder::new();
-    let mut infos: HashMap<(Vec<u32>, Vec<u32>), u64> = HashMap::new();
-    for state in 1..path.n_states() as u32 {
-        let (accept, possible) = (path.accepts(state), path.possible(state));
+    // The list of a possible set, by set id: thousands of states pair one large possible set
+    // with different accept sets.
+    let mut possible_lists: HashMap<u32, u32> = HashMap::new();
+    let path_dfa = path.try_to_table(|accept, possible| {
+        let accept_list = lists.intern(accept.tags)?;
+        if let Some(&list) = possible_lists.get(&possible.id) {
+            return Ok(abi::path_info(accept_list, list));
+        }
         // A path cut short grants no executable identity: only rules judge it.
-        let mut possible_rules: Vec<u32> =
-            possible.iter().copied().filter(|&t| t < n_rules).collect();
+        let mut possible_rules: Vec<u32> = possible
+            .tags
+            .iter()
+            .copied()
+            .filter(|&t| t < n_rules)
+            .collect();
         if possible_rules.len() > abi::MAX_RULES_PER_LIST {
             // Too many rules could match this path for the kernel to judge them one by one
             // when it is cut short: one synthetic rule refuses it with the most severe of
             // their actions, whoever asks (fail closed).
             possible_rules = vec![synthetic.refuse_all(&rules, &possible_rules)];
         }
-        let info = abi::path_info(lists.intern(accept)?, lists.intern(&possible_rules)?);
-        infos.insert((accept.to_vec(), possible.to_vec()), info);
-    }
-    let path_dfa = path.to_table(|accept, possible| {
-        infos
-            .get(&(accept.to_vec(), possible.to_vec()))
-            .copied()
-            .unwrap_or(0)
-    });
+        let list = lists.intern(&possible_rules)?;
+        possible_lists.insert(possible.id, list);
+        Ok(abi::path_info(accept_list, list))
+    })?;
 
     let cmdline = text_dfa(&atoms.cmdline_patterns())?;
     let cmdline_dfa = cmdline.to_table(|accept, _| mask(accept));
@@ -187,9 +193,28 @@ pub fn lower(policy: &checked::Policy) -> Result<Lowered, LowerError> {
         identities: atoms.identity_texts(),
         exes: atoms.exes.iter().map(|p| p.join(" ")).collect(),
         names: atoms.names.iter().map(|n| n.join(" ")).collect(),
-        uids: atoms.uids.clone(),
+        uids: atoms
+            .uids
+            .iter()
+            .map(|u| match u {
+                UidRef::Number(n) => *n,
+                UidRef::Name(_) => abi::UNRESOLVED_UID,
+            })
+            .collect(),
+        users: atoms
+            .uids
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, u)| match u {
+                UidRef::Name(name) => Some(abi::UserSlot {
+                    slot: slot as u32,
+                    name: name.clone(),
+                }),
+                UidRef::Number(_) => None,
+            })
+            .collect(),
         uses_tty: atoms.tty,
-        cgroups: atoms.cgroups.clone(),
+        scopes: atoms.scopes.clone(),
         synthetic,
         warnings,
         stats,

@@ -43,7 +43,8 @@ fn inputs() -> Vec<PathBuf> {
     files
 }
 
-/// What `guardc check` would print for this file.
+/// What the front end reports for this file: what `guardc check` prints
+/// unless lowering adds to it (that is tested in `tests/cli.rs`).
 fn run(file_name: &str, bytes: &[u8]) -> Result<String, String> {
     let render = |source: &str, diagnostics: &[Diagnostic]| {
         format!(

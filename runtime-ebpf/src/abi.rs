@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
@@ -99,8 +99,9 @@ pub const WORD_NAMES: usize = 5;
 pub const WORD_UIDS: usize = 6;
 /// [`FLAG_TTY`] and friends.
 pub const WORD_FLAGS: usize = 7;
-/// Bit `i`: the task's cgroup (v2) is cgroup table entry `i` or below it.
-pub const WORD_CGROUPS: usize = 8;
+/// Bit `i`: the task's cgroup (v2) is in scope `i` of [`Metadata::scopes`] (a cgroup subtree,
+/// or the cgroups of the containers a container/Kubernetes scope selects on this node).
+pub const WORD_SCOPES: usize = 8;
 pub const N_WORDS: usize = 9;
 
 /// In [`WORD_FLAGS`]: the task has a controlling terminal.
@@ -109,11 +110,12 @@ pub const FLAG_TTY: u64 = 1;
 /// `kubectl exec` does), or descends from such a task in that namespace.
 pub const FLAG_ENTERED: u64 = 2;
 
-/// cgroup v2 id → [`WORD_CGROUPS`] bits, filled by `guard-run` from the cgroup paths the
-/// policy names (every cgroup at or below each path).
+/// cgroup v2 id → [`WORD_SCOPES`] bits, filled (and kept current) by `guard-run` from the
+/// policy's scopes and the containers running on the node.
 pub const MAP_CGROUPS: &str = "GUARD_CGROUPS";
 pub const CGROUPS_MAX_ENTRIES: u32 = 1 << 16;
-pub const MAX_CGROUPS: usize = 64;
+/// Most distinct scopes a policy may name (one bit each in [`WORD_SCOPES`]).
+pub const MAX_SCOPES: usize = 64;
 
 /// Path-DFA tags at or above this are executable identities (`exe(…)`, bit `tag - base`), not
 /// rules.
@@ -236,6 +238,9 @@ pub const EVENT_EXEC: u32 = 2;
 pub struct Event {
     /// `bpf_ktime_get_boot_ns()` at the decision.
     pub boot_ns: u64,
+    /// The task's cgroup v2 id (`bpf_get_current_cgroup_id`): the agent maps it to the
+    /// container and pod, which a killed process can no longer be asked about.
+    pub cgroup_id: u64,
     pub kind: u32,
     /// [`Action`] taken.
     pub action: u32,
@@ -253,6 +258,8 @@ pub struct Event {
     pub path_len: u32,
     pub cmdline_len: u32,
     pub comm: [u8; 16],
+    /// The parent's `comm` (Falco's `proc.pname`), read when the event is emitted.
+    pub pcomm: [u8; 16],
     pub cmdline: [u8; CMDLINE_MAX],
     pub path: [u8; PATH_BUF],
 }
@@ -280,6 +287,11 @@ impl Event {
     pub fn comm_bytes(&self) -> &[u8] {
         let end = self.comm.iter().position(|&b| b == 0).unwrap_or(16);
         &self.comm[..end]
+    }
+
+    pub fn pcomm_bytes(&self) -> &[u8] {
+        let end = self.pcomm.iter().position(|&b| b == 0).unwrap_or(16);
+        &self.pcomm[..end]
     }
 }
 
@@ -316,13 +328,49 @@ pub struct Metadata {
     pub exes: Vec<String>,
     /// Process names, bit `i` = entry `i`.
     pub names: Vec<String>,
+    /// The uid table (bit `i` = entry `i`); entries named in [`Metadata::users`] hold
+    /// [`UNRESOLVED_UID`] until `guard-run` resolves the name on the node.
     pub uids: Vec<u32>,
-    /// cgroup v2 paths (relative to the cgroup2 mount), bit `i` = entry `i`.
-    pub cgroups: Vec<String>,
+    /// `user("name")` atoms: uid-table entries the runtime fills from the node's user database.
+    pub users: Vec<UserSlot>,
+    /// Scopes (cgroup subtrees, containers, Kubernetes namespaces, pod labels), bit `i` =
+    /// entry `i` of [`WORD_SCOPES`].
+    pub scopes: Vec<Scope>,
     pub name_dfa: DfaShape,
     pub path_dfa: DfaShape,
     pub cmdline_dfa: DfaShape,
     pub programs: Vec<ProgramMeta>,
+}
+
+/// A uid-table entry that holds the uid of a user name, resolved at load time on the node
+/// (names differ between the machine that compiles and the nodes that enforce).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserSlot {
+    /// Index into the uid table.
+    pub slot: u32,
+    pub name: String,
+}
+
+/// The uid-table value of an entry no uid can equal (`(uid_t)-1` is not a uid).
+pub const UNRESOLVED_UID: u32 = u32::MAX;
+
+/// Where a rule applies, resolved by `guard-run` to the set of cgroups it covers.
+///
+/// Every variant holds a set: the scope holds when any member matches. The runtime keeps the
+/// kernel's [`MAP_CGROUPS`] current as cgroups and containers come and go.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Scope {
+    /// `cgroup("/path")`: that cgroup v2 directory (relative to the cgroup2 mount) and every
+    /// cgroup below it.
+    Cgroup { path: String },
+    /// `container("name", ...)`: containers with one of these names, or whose id starts with
+    /// one of them (at least 12 hex digits, as `docker ps` and `crictl ps` print ids).
+    Container { names: Vec<String> },
+    /// `k8s_namespace("ns", ...)`: containers of pods in one of these namespaces.
+    K8sNamespace { names: Vec<String> },
+    /// `pod_label("key=value", ...)`: containers of pods with one of these labels.
+    PodLabel { labels: Vec<(String, String)> },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -357,6 +405,30 @@ pub struct ProgramMeta {
     pub name: String,
     pub attach: Attach,
     pub role: Role,
+    /// The enforcement backend this program belongs to; `None` for the programs every
+    /// backend loads (identity tracking). One object carries both backends' programs, and
+    /// `guard-run` loads the set the kernel supports.
+    pub backend: Option<Backend>,
+}
+
+/// How a kernel enforces a policy.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// BPF LSM hooks: decides before the operation; deny returns EPERM, kill also signals.
+    Lsm,
+    /// Syscall tracepoints and `bpf_send_signal`: kills after the operation returned, cannot
+    /// deny.
+    Tracepoint,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Lsm => "lsm",
+            Backend::Tracepoint => "tracepoint",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -366,6 +438,8 @@ pub enum Attach {
     Tracepoint { points: Vec<(String, String)> },
     /// A BTF-typed raw tracepoint (`tp_btf/<name>`).
     BtfTracepoint { name: String },
+    /// A BPF LSM hook (`lsm/<hook>`).
+    Lsm { hook: String },
 }
 
 /// Tracking programs are attached before `/proc` is scanned; enforcement programs after, so

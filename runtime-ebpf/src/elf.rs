@@ -518,3 +518,40 @@ pub fn read_section(elf_bytes: &[u8], name: &str) -> Result<Vec<u8>, ElfError> {
         .map_err(|e| ElfError::Malformed(e.to_string()))?;
     Ok(data.to_vec())
 }
+
+/// Where section `name`'s contents lie in the file, for a loader that fills in values known
+/// only on the node (user names resolved to uids) before handing the object to the kernel.
+pub fn section_file_range(
+    elf_bytes: &[u8],
+    name: &str,
+) -> Result<core::ops::Range<usize>, ElfError> {
+    use object::Object as _;
+    use object::ObjectSection as _;
+    use object::read::elf::{ElfFile64, FileHeader as _};
+
+    if !elf_bytes.starts_with(&elf::ELFMAG) {
+        return Err(ElfError::NotElf);
+    }
+    let file = ElfFile64::<Endianness>::parse(elf_bytes)
+        .map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let machine = file.elf_header().e_machine(file.endian());
+    if machine != elf::EM_BPF {
+        return Err(ElfError::NotBpf { machine });
+    }
+    let section = file
+        .section_by_name(name)
+        .ok_or_else(|| ElfError::MissingSection(name.to_owned()))?;
+    let (start, len) = section
+        .file_range()
+        .ok_or_else(|| ElfError::Malformed(format!("section {name} has no file contents")))?;
+    let (start, len) = (start as usize, len as usize);
+    if start
+        .checked_add(len)
+        .is_none_or(|end| end > elf_bytes.len())
+    {
+        return Err(ElfError::Malformed(format!(
+            "section {name} lies outside the file"
+        )));
+    }
+    Ok(start..start + len)
+}

@@ -120,7 +120,7 @@ const ULONG: KType = KType::Int(KInt::ULong);
 static STRUCTS: &[KStruct] = &[
     KStruct {
         name: "task_struct",
-        size: 56,
+        size: 72,
         members: &[
             m("pid", INT, 0),
             m("tgid", INT, 4),
@@ -130,6 +130,8 @@ static STRUCTS: &[KStruct] = &[
             m("fs", P_FS, 32),
             m("thread_pid", P_PID, 40),
             m("signal", P_SIGNAL, 48),
+            // `char comm[16]`: the parent's name for alerts (`proc.pname`).
+            m("comm", KType::Array(&KType::Int(KInt::UChar), 16), 56),
         ],
     },
     KStruct {
@@ -484,9 +486,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "struct `task_struct` has no member `comm`")]
+    #[should_panic(expected = "struct `task_struct` has no member `cred`")]
     fn unknown_member_panics() {
-        field("task_struct", &["comm"]);
+        field("task_struct", &["cred"]);
     }
 
     #[test]

@@ -11,29 +11,27 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::alert;
+use crate::alert::{self, ContainerFields};
 use crate::clock::BootClock;
 use crate::loader::{self, Options};
 use crate::object::GuardObject;
 use crate::users::UserNames;
 
-pub fn run_load(path: &Path, json: bool, deny_as_kill: bool) -> Result<()> {
+pub fn run_load(path: &Path, json: bool, opts: Options) -> Result<()> {
+    let deny_as_kill = opts.deny_as_kill;
     let obj = GuardObject::open(path)?;
-    let mut loaded = loader::load(&obj, &Options { deny_as_kill })?;
+    let mut loaded = loader::load(&obj, &opts)?;
     eprintln!(
         "guard-run: enforcing `{}` ({} rules) with the {} backend; {} running tasks given their identities",
         obj.meta.source,
         obj.meta.rules.len(),
-        loaded.backend.as_str(),
+        crate::backend::describe(loaded.backend),
         loaded.seeded
     );
     // Every rule and what it does here; a generated policy of thousands is summarised.
     const SHOWN: usize = 20;
     for r in obj.meta.rules.iter().take(SHOWN) {
-        let effective = match (r.action, deny_as_kill) {
-            (guard_ebpf::abi::Action::Deny, true) => "kill (deny downgraded by --deny-as-kill)",
-            (a, _) => a.as_str(),
-        };
+        let effective = crate::backend::effective(r, loaded.backend, deny_as_kill);
         eprintln!(
             "guard-run:   rule {} `{}` (line {}, {}): {effective}",
             r.id, r.name, r.line, r.operation
@@ -45,22 +43,24 @@ pub fn run_load(path: &Path, json: bool, deny_as_kill: bool) -> Result<()> {
             obj.meta.rules.len() - SHOWN
         );
     }
+    for (name, uid) in &loaded.users {
+        eprintln!("guard-run:   user `{name}` is uid {uid} on this node");
+    }
+    let in_containers = loaded.node.containers.all().len();
+    eprintln!(
+        "guard-run:   {in_containers} containers known from the runtimes' state; {} cgroups in the policy's scopes",
+        loaded.node.view.bits.len()
+    );
     let ring = loaded.take_events()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the event loop")?;
-    let mut printer = Printer::new(json, obj.meta.rules.clone())?;
-    let cgroup_root = crate::cgroups::cgroup2_root();
-    let cgroups = obj.meta.cgroups.clone();
-    let ebpf = &mut loaded.ebpf;
-    rt.block_on(event_loop(ring, &mut printer, || {
-        if let (Some(root), false) = (&cgroup_root, cgroups.is_empty())
-            && let Err(e) = loader::sync_cgroups(ebpf, root, &cgroups)
-        {
-            eprintln!("guard-run: warning: cannot refresh the cgroup scope: {e:#}");
-        }
-    }))?;
+    let mut agent = Agent {
+        printer: Printer::new(json, obj.meta.rules.clone())?,
+        loaded: &mut loaded,
+    };
+    rt.block_on(event_loop(ring, &mut agent))?;
     eprintln!(
         "guard-run: stopping; {} refusals, {} events dropped, {} kills failed, {} paths judged truncated",
         loaded.counter(Counter::Refused),
@@ -92,7 +92,7 @@ impl Printer {
         })
     }
 
-    fn print(&mut self, bytes: &[u8]) {
+    fn print(&mut self, bytes: &[u8], container: impl FnOnce(u64) -> ContainerFields) {
         let Some(event) = Event::from_bytes(bytes) else {
             eprintln!(
                 "guard-run: warning: dropped a malformed event of {} bytes",
@@ -109,9 +109,15 @@ impl Printer {
         };
         let epoch = self.clock.to_epoch_ns(event.boot_ns);
         let users = &mut self.users;
-        let rendered = alert::render_event(&event, rule, epoch, &self.hostname, |uid| {
-            users.name(uid).map(str::to_owned)
-        });
+        let container = container(event.cgroup_id);
+        let rendered = alert::render_event(
+            &event,
+            rule,
+            epoch,
+            &self.hostname,
+            |uid| users.name(uid).map(str::to_owned),
+            &container,
+        );
         let line = if self.json {
             rendered.json
         } else {
@@ -124,12 +130,30 @@ impl Printer {
     }
 }
 
-/// Reads events until SIGINT/SIGTERM; `maintain` runs once a second (cgroup scope refresh).
-async fn event_loop(
-    ring: RingBuf<MapData>,
-    printer: &mut Printer,
-    mut maintain: impl FnMut(),
-) -> Result<()> {
+/// The running agent: the loaded policy and where its alerts go.
+struct Agent<'a> {
+    printer: Printer,
+    loaded: &'a mut loader::Loaded,
+}
+
+impl Agent<'_> {
+    fn on_event(&mut self, bytes: &[u8]) {
+        let node = &mut self.loaded.node;
+        self.printer
+            .print(bytes, |cgroup| node.container_fields(cgroup));
+    }
+
+    /// Once a second: containers that came and went, and the scopes' cgroups with them.
+    fn maintain(&mut self) {
+        self.loaded.node.refresh();
+        if let Err(e) = loader::sync_scopes(&mut self.loaded.ebpf, &self.loaded.node.view.bits) {
+            eprintln!("guard-run: warning: cannot refresh the policy's scopes: {e:#}");
+        }
+    }
+}
+
+/// Reads events until SIGINT/SIGTERM, refreshing the node context once a second.
+async fn event_loop(ring: RingBuf<MapData>, agent: &mut Agent<'_>) -> Result<()> {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -141,12 +165,12 @@ async fn event_loop(
         tokio::select! {
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
-            _ = tick.tick() => maintain(),
+            _ = tick.tick() => agent.maintain(),
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
                 let ring = guard.get_inner_mut();
                 while let Some(item) = ring.next() {
-                    printer.print(&item);
+                    agent.on_event(&item);
                 }
                 guard.clear_ready();
             }

@@ -84,6 +84,18 @@ pub struct RenderedAlert {
     pub json: String,
 }
 
+/// The container and pod of an event's process, as the agent resolved them from its cgroup.
+/// `id` is `host` for a process in no container; `None` fields render as `<NA>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerFields {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub image_repository: Option<String>,
+    pub image_tag: Option<String>,
+    pub pod_name: Option<String>,
+    pub pod_namespace: Option<String>,
+}
+
 /// The value of every field guard can supply for `event`, by Falco field name. Unresolvable
 /// fields are present with `null` so that a template naming them renders `<NA>`.
 pub fn event_fields(
@@ -91,7 +103,9 @@ pub fn event_fields(
     rule: &RuleMeta,
     epoch_ns: u64,
     user_name: Option<String>,
+    container: &ContainerFields,
 ) -> BTreeMap<&'static str, Value> {
+    let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::from);
     let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let mut cmdline = display_cmdline(event.cmdline_bytes());
     if event.flags & event_flags::CMDLINE_TRUNCATED != 0 {
@@ -122,6 +136,7 @@ pub fn event_fields(
         ("proc.cmdline", Value::from(cmdline)),
         ("proc.pid", Value::from(event.pid)),
         ("proc.ppid", Value::from(event.ppid)),
+        ("proc.pname", Value::from(lossy(event.pcomm_bytes()))),
         ("thread.tid", Value::from(event.tid)),
         ("user.uid", Value::from(event.uid)),
         ("user.name", user_name.map_or(Value::Null, Value::from)),
@@ -129,12 +144,15 @@ pub fn event_fields(
         // An exec event's path is the program; an open event's the file.
         ("fd.name", if is_exec { Value::Null } else { path.clone() }),
         ("proc.exepath", if is_exec { path } else { Value::Null }),
-        ("container.id", Value::Null),
-        ("container.name", Value::Null),
-        ("container.image.repository", Value::Null),
-        ("container.image.tag", Value::Null),
-        ("k8s.pod.name", Value::Null),
-        ("k8s.ns.name", Value::Null),
+        ("container.id", opt(&container.id)),
+        ("container.name", opt(&container.name)),
+        (
+            "container.image.repository",
+            opt(&container.image_repository),
+        ),
+        ("container.image.tag", opt(&container.image_tag)),
+        ("k8s.pod.name", opt(&container.pod_name)),
+        ("k8s.ns.name", opt(&container.pod_namespace)),
         ("rule.name", Value::from(rule.name.clone())),
         ("guard.action", action),
     ])
@@ -156,9 +174,12 @@ pub fn render_event(
     epoch_ns: u64,
     hostname: &str,
     user_name: impl FnOnce(u32) -> Option<String>,
+    container: &ContainerFields,
 ) -> RenderedAlert {
     let offset = local_utc_offset(epoch_secs(epoch_ns));
-    render_event_at_offset(event, rule, epoch_ns, hostname, user_name, offset)
+    render_event_at_offset(
+        event, rule, epoch_ns, hostname, user_name, container, offset,
+    )
 }
 
 /// [`render_event`] with the local time zone's UTC offset (seconds east) given.
@@ -168,9 +189,10 @@ fn render_event_at_offset(
     epoch_ns: u64,
     hostname: &str,
     user_name: impl FnOnce(u32) -> Option<String>,
+    container: &ContainerFields,
     utc_offset_secs: i64,
 ) -> RenderedAlert {
-    let fields = event_fields(event, rule, epoch_ns, user_name(event.uid));
+    let fields = event_fields(event, rule, epoch_ns, user_name(event.uid), container);
     let tod = time_of_day(epoch_ns, utc_offset_secs);
     let priority = priority_name(&rule.priority);
 
@@ -180,7 +202,10 @@ fn render_event_at_offset(
     render_pieces(&parse_template(SUFFIX_TEMPLATE), &fields, &tod, &mut text);
 
     let mut output_fields = BTreeMap::new();
-    let referenced = template.iter().filter_map(|p| match p {
+    // Falco appends the container suffix to the rule's format, so its fields are in
+    // `output_fields` too.
+    let suffix = parse_template(SUFFIX_TEMPLATE);
+    let referenced = template.iter().chain(&suffix).filter_map(|p| match p {
         Piece::Field(name) => Some(name.as_str()),
         Piece::Literal(_) => None,
     });
@@ -383,6 +408,7 @@ mod tests {
         e.flags = flags;
         (e.pid, e.tid, e.ppid, e.uid, e.gid) = (4242, 4243, 4200, 1000, 1001);
         e.comm[..3].copy_from_slice(b"cat");
+        e.pcomm[..4].copy_from_slice(b"bash");
         e.cmdline[..cmdline.len()].copy_from_slice(cmdline);
         e.cmdline_len = cmdline.len() as u32;
         let path = b"/mnt/secrets/db-password";
@@ -406,6 +432,56 @@ mod tests {
         }
     }
 
+    const NONE: ContainerFields = ContainerFields {
+        id: None,
+        name: None,
+        image_repository: None,
+        image_tag: None,
+        pod_name: None,
+        pod_namespace: None,
+    };
+
+    #[test]
+    fn every_field_the_compiler_accepts_has_a_value_here() {
+        let r = rule("critical", "x");
+        let fields = event_fields(&event(Action::Kill, 0, b"cat"), &r, T, None, &NONE);
+        for f in guard_compiler::checked::Field::ALL {
+            assert!(
+                fields.contains_key(f.as_str()),
+                "`%{}` passes guardc's check but the agent has no value for it",
+                f.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn container_and_pod_fields_fill_the_suffix() {
+        let r = rule("critical", "read by %container.name in %k8s.ns.name");
+        let c = ContainerFields {
+            id: Some("3f2a9c1b7d0e".into()),
+            name: Some("web".into()),
+            image_repository: Some("docker.io/library/nginx".into()),
+            image_tag: Some("1.25".into()),
+            pod_name: Some("web-7d4b9".into()),
+            pod_namespace: Some("payments".into()),
+        };
+        let e = event(Action::Kill, 0, b"cat x");
+        let got = render_event_at_offset(&e, &r, T, "h", |_| None, &c, 0);
+        assert_eq!(
+            got.text,
+            "17:57:59.315968470: Critical read by web in payments container_id=3f2a9c1b7d0e \
+             container_name=web container_image_repository=docker.io/library/nginx \
+             container_image_tag=1.25 k8s_pod_name=web-7d4b9 k8s_ns_name=payments"
+        );
+        let host = ContainerFields {
+            id: Some("host".into()),
+            ..NONE
+        };
+        let fields = event_fields(&e, &r, T, None, &host);
+        assert_eq!(fields["container.id"], "host");
+        assert_eq!(fields["k8s.pod.name"], Value::Null);
+    }
+
     fn appuser(uid: u32) -> Option<String> {
         (uid == 1000).then(|| "appuser".to_owned())
     }
@@ -418,7 +494,7 @@ mod tests {
              action=%guard.action cmd=%proc.cmdline 100%% %no.such ppid=%proc.ppid)",
         );
         let e = event(Action::Kill, 0, b"cat /mnt/secrets/db-password");
-        let got = render_event_at_offset(&e, &r, T, "node-1", appuser, 0);
+        let got = render_event_at_offset(&e, &r, T, "node-1", appuser, &NONE, 0);
         let text = format!(
             "17:57:59.315968470: Critical Vault secret file opened (user=appuser proc=cat \
              file=/mnt/secrets/db-password action=killed cmd=cat /mnt/secrets/db-password \
@@ -426,7 +502,7 @@ mod tests {
         );
         assert_eq!(got.text, text);
         let json = format!(
-            r#"{{"hostname":"node-1","output":"{text}","output_fields":{{"evt.time":{T},"fd.name":"/mnt/secrets/db-password","guard.action":"killed","no.such":null,"proc.cmdline":"cat /mnt/secrets/db-password","proc.name":"cat","proc.pid":4242,"proc.ppid":4200,"user.name":"appuser"}},"priority":"Critical","rule":"Vault secret direct read","source":"syscall","tags":["secrets","vault"],"time":"2025-11-28T17:57:59.315968470Z"}}"#
+            r#"{{"hostname":"node-1","output":"{text}","output_fields":{{"container.id":null,"container.image.repository":null,"container.image.tag":null,"container.name":null,"evt.time":{T},"fd.name":"/mnt/secrets/db-password","guard.action":"killed","k8s.ns.name":null,"k8s.pod.name":null,"no.such":null,"proc.cmdline":"cat /mnt/secrets/db-password","proc.name":"cat","proc.pid":4242,"proc.ppid":4200,"user.name":"appuser"}},"priority":"Critical","rule":"Vault secret direct read","source":"syscall","tags":["secrets","vault"],"time":"2025-11-28T17:57:59.315968470Z"}}"#
         );
         assert_eq!(got.json, json);
     }
@@ -444,7 +520,7 @@ mod tests {
             b"sh\0-c\0cat x\0",
         );
         // One hour east of UTC.
-        let got = render_event_at_offset(&e, &r, T, "h", |_| None, 3600);
+        let got = render_event_at_offset(&e, &r, T, "h", |_| None, &NONE, 3600);
         assert_eq!(
             got.text,
             format!(
@@ -466,12 +542,12 @@ mod tests {
         );
 
         for (action, word) in [(Action::Deny, "denied"), (Action::Alert, "alerted")] {
-            let fields = event_fields(&event(action, 0, b""), &r, T, None);
+            let fields = event_fields(&event(action, 0, b""), &r, T, None, &NONE);
             assert_eq!(fields["guard.action"], word);
         }
         let mut odd = event(Action::Deny, 0, b"");
         (odd.kind, odd.action) = (99, 77);
-        let fields = event_fields(&odd, &r, T, None);
+        let fields = event_fields(&odd, &r, T, None, &NONE);
         assert_eq!(
             (&fields["evt.type"], &fields["guard.action"]),
             (&Value::Null, &Value::Null)
@@ -481,7 +557,7 @@ mod tests {
     #[test]
     fn public_render_uses_local_time() {
         let r = rule("Warning", "x");
-        let got = render_event(&event(Action::Alert, 0, b""), &r, T, "h", |_| None);
+        let got = render_event(&event(Action::Alert, 0, b""), &r, T, "h", |_| None, &NONE);
         let tod = time_of_day(T, local_utc_offset(epoch_secs(T)));
         assert_eq!(got.text, format!("{tod}: Warning x{SUFFIX}"));
     }

@@ -32,11 +32,18 @@ fn mount(fstype: &str, target: &str) -> Result<()> {
     Ok(())
 }
 
-/// bpffs (for pinning) and tracefs (tracepoint ids) must be there before loading.
+/// bpffs (for pinning) and tracefs (tracepoint ids) must be there before loading; securityfs
+/// tells which LSMs the kernel runs (without it, the BPF LSM looks absent and the tracepoint
+/// backend is chosen, which the load report says).
 pub fn ensure_mounts() -> Result<()> {
     mount("bpf", "/sys/fs/bpf")?;
     if !Path::new("/sys/kernel/tracing/events").exists() {
         mount("tracefs", "/sys/kernel/tracing")?;
+    }
+    if !Path::new("/sys/kernel/security/lsm").exists()
+        && let Err(e) = mount("securityfs", "/sys/kernel/security")
+    {
+        eprintln!("guard-run: note: {e:#}; the BPF LSM cannot be detected");
     }
     Ok(())
 }

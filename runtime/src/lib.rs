@@ -1,9 +1,12 @@
 pub mod agent;
 pub mod alert;
+pub mod backend;
 pub mod cgroups;
 pub mod clock;
+pub mod containers;
 pub mod fs;
 pub mod loader;
 pub mod object;
 pub mod procscan;
+pub mod scope;
 pub mod users;

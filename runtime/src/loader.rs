@@ -5,16 +5,20 @@
 //! process can start between the scan and tracking unseen; the enforcement programs are
 //! attached last, once every running process has its identity bits.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, ProgramError, TracePoint};
+use aya::programs::{BtfTracePoint, Lsm, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
-use guard_ebpf::abi::{self, Action, Attach, Role, TaskInfo};
+use guard_ebpf::abi::{self, Attach, Role, Scope, TaskInfo};
 
+use crate::backend::{self, Backend, Choice};
+use crate::containers::StateDirs;
 use crate::object::GuardObject;
 use crate::procscan;
+use crate::scope::NodeContext;
 
 /// `TaskInfo` as an aya map value.
 #[derive(Clone, Copy)]
@@ -23,24 +27,25 @@ pub struct PodTaskInfo(pub TaskInfo);
 // SAFETY: TaskInfo is repr(C), made of u64s only: no padding, every bit pattern valid.
 unsafe impl aya::Pod for PodTaskInfo {}
 
-/// Which enforcement mechanism the loaded programs use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// Syscall and scheduler tracepoints plus `bpf_send_signal`: can kill, cannot deny.
-    Tracepoint,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Tracepoint => "tracepoint (kill via bpf_send_signal; cannot deny)",
-        }
-    }
-}
-
 pub struct Options {
     /// Accept enforcing `deny` rules by killing, on a backend that cannot deny.
     pub deny_as_kill: bool,
+    pub backend: Choice,
+    /// Where the container runtimes keep their state (container and pod scopes, alerts).
+    pub state_dirs: StateDirs,
+    /// The node's user database, for `user("name")` subjects.
+    pub passwd: PathBuf,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            deny_as_kill: false,
+            backend: Choice::Auto,
+            state_dirs: StateDirs::default(),
+            passwd: "/etc/passwd".into(),
+        }
+    }
 }
 
 /// A policy loaded and enforced. Dropping it detaches every program.
@@ -48,68 +53,60 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     pub backend: Backend,
     pub seeded: usize,
+    /// Containers and scopes, kept current by the agent.
+    pub node: NodeContext,
+    /// `user("name")` subjects as resolved on this node.
+    pub users: Vec<(String, u32)>,
 }
 
-/// What the kernel and the object need before anything is loaded.
-pub fn preflight(obj: &GuardObject, opts: &Options) -> Result<Backend> {
+/// What the kernel must offer before anything is loaded.
+pub fn preflight() -> Result<()> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         bail!(
             "this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing); guard needs a \
              kernel built with CONFIG_DEBUG_INFO_BTF=y"
         );
     }
-    let backend = Backend::Tracepoint;
-    let deny: Vec<_> = obj
-        .meta
-        .rules
-        .iter()
-        .filter(|r| r.action == Action::Deny)
-        .collect();
-    if !deny.is_empty() && !opts.deny_as_kill {
-        let names: Vec<String> = deny
-            .iter()
-            .map(|r| format!("`{}` (line {})", r.name, r.line))
-            .collect();
-        bail!(
-            "the policy has deny rules ({}) and this kernel offers only the {} backend, which \
-             cannot make an open fail; refusing to load rather than enforce less than the policy \
-             says. Boot with `lsm=...,bpf` for deny, or pass --deny-as-kill to enforce these \
-             rules by killing",
-            names.join(", "),
-            backend.as_str()
-        );
-    }
-    Ok(backend)
+    Ok(())
 }
 
 pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
-    let backend = preflight(obj, opts)?;
+    preflight()?;
+    if opts.backend == Choice::Tracepoint {
+        // Nothing to probe: refuse what this backend cannot do before the slow part.
+        backend::check_enforceable(&obj.meta.rules, Backend::Tracepoint, opts.deny_as_kill)?;
+    }
     crate::fs::ensure_mounts()?;
     let btf = Btf::from_sys_fs().context("cannot read the kernel's BTF")?;
+    let (bytes, users) = resolve_users(obj, &opts.passwd)?;
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
-        .load(&obj.bytes)
+        .load(&bytes)
         .map_err(|e| anyhow!("the kernel refused the object's maps or relocations: {e}"))?;
 
-    // Verify everything first.
-    for p in &obj.meta.programs {
-        let prog = ebpf.program_mut(&p.name).ok_or_else(|| {
-            anyhow!(
-                "the object lacks program `{}` named in its metadata",
-                p.name
-            )
-        })?;
-        let result = match &p.attach {
-            Attach::BtfTracepoint { name } => {
-                let tp: &mut BtfTracePoint = prog.try_into()?;
-                tp.load(name, &btf)
-            }
-            Attach::Tracepoint { .. } => {
-                let tp: &mut TracePoint = prog.try_into()?;
-                tp.load()
-            }
-        };
-        result.map_err(|e| verifier_error(&p.name, e))?;
+    // Verify everything before attaching anything: the tracking programs, then the chosen
+    // backend's enforcement programs. A verifier rejection leaves nothing behind.
+    for p in obj.meta.programs.iter().filter(|p| p.backend.is_none()) {
+        verify(&mut ebpf, p, &btf)?;
+    }
+    let backend = choose_backend(&mut ebpf, obj, opts, &btf)?;
+    backend::check_enforceable(&obj.meta.rules, backend, opts.deny_as_kill)?;
+    let enforcement: Vec<&abi::ProgramMeta> = obj
+        .meta
+        .programs
+        .iter()
+        .filter(|p| p.backend == Some(backend))
+        .collect();
+    if enforcement.is_empty() {
+        bail!(
+            "the object has no programs for the {} backend; recompile it with this guard-run's guardc",
+            backend.as_str()
+        );
+    }
+    if backend == Backend::Tracepoint {
+        for p in &enforcement {
+            verify(&mut ebpf, p, &btf)?;
+        }
     }
 
     for p in obj
@@ -121,32 +118,95 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         attach(&mut ebpf, p)?;
     }
     let seeded = seed_tasks(&mut ebpf, obj)?;
-    if !obj.meta.cgroups.is_empty() {
-        let root = crate::cgroups::cgroup2_root().ok_or_else(|| {
-            anyhow!("the policy names cgroups, and this node has no cgroup v2 hierarchy mounted")
-        })?;
-        for p in crate::cgroups::missing(&root, &obj.meta.cgroups) {
-            eprintln!(
-                "guard-run: WARNING: cgroup `{p}` does not exist (yet) under {}: no process is \
-                 in it until it appears",
-                root.display()
-            );
-        }
-        sync_cgroups(&mut ebpf, &root, &obj.meta.cgroups)?;
+    let root = crate::cgroups::cgroup2_root();
+    if root.is_none() && !obj.meta.scopes.is_empty() {
+        bail!(
+            "the policy's rules are scoped (cgroup, container, k8s_namespace or pod_label), and \
+             this node has no cgroup v2 hierarchy mounted"
+        );
     }
-    for p in obj
-        .meta
-        .programs
-        .iter()
-        .filter(|p| p.role == Role::Enforcement)
-    {
+    let mut node = NodeContext::new(root, obj.meta.scopes.clone(), opts.state_dirs.clone());
+    node.refresh();
+    report_scopes(&node);
+    sync_scopes(&mut ebpf, &node.view.bits)?;
+    for p in enforcement {
         attach(&mut ebpf, p)?;
     }
     Ok(Loaded {
         ebpf,
         backend,
         seeded,
+        node,
+        users,
     })
+}
+
+/// Picks the backend: LSM where the kernel runs BPF LSM and its verifier accepts the LSM
+/// programs (they are verified here, as the probe), else the tracepoint backend. A kernel that
+/// lists BPF LSM but refuses its programs is reported, not passed over in silence.
+fn choose_backend(
+    ebpf: &mut Ebpf,
+    obj: &GuardObject,
+    opts: &Options,
+    btf: &Btf,
+) -> Result<Backend> {
+    if opts.backend == Choice::Tracepoint {
+        return Ok(Backend::Tracepoint);
+    }
+    let listed = backend::bpf_lsm_listed();
+    if !listed {
+        if opts.backend == Choice::Lsm {
+            bail!(
+                "--backend lsm: this kernel does not run the BPF LSM (`bpf` is not in \
+                 /sys/kernel/security/lsm); boot it with `lsm=...,bpf`"
+            );
+        }
+        return Ok(Backend::Tracepoint);
+    }
+    let lsm: Vec<&abi::ProgramMeta> = obj
+        .meta
+        .programs
+        .iter()
+        .filter(|p| p.backend == Some(Backend::Lsm))
+        .collect();
+    let tried: Result<()> = lsm.iter().try_for_each(|p| verify(ebpf, p, btf));
+    match tried {
+        Ok(()) if !lsm.is_empty() => Ok(Backend::Lsm),
+        Ok(()) => Ok(Backend::Tracepoint),
+        Err(e) if opts.backend == Choice::Lsm => Err(e.context("--backend lsm")),
+        Err(e) => {
+            eprintln!(
+                "guard-run: WARNING: this kernel lists the BPF LSM, but {e:#}; falling back \
+                 to the tracepoint backend, which kills after the open and cannot deny"
+            );
+            Ok(Backend::Tracepoint)
+        }
+    }
+}
+
+/// Loads one program into the kernel (the verifier runs here), without attaching it.
+fn verify(ebpf: &mut Ebpf, p: &abi::ProgramMeta, btf: &Btf) -> Result<()> {
+    let prog = ebpf.program_mut(&p.name).ok_or_else(|| {
+        anyhow!(
+            "the object lacks program `{}` named in its metadata",
+            p.name
+        )
+    })?;
+    let result = match &p.attach {
+        Attach::BtfTracepoint { name } => {
+            let tp: &mut BtfTracePoint = prog.try_into()?;
+            tp.load(name, btf)
+        }
+        Attach::Tracepoint { .. } => {
+            let tp: &mut TracePoint = prog.try_into()?;
+            tp.load()
+        }
+        Attach::Lsm { hook } => {
+            let lsm: &mut Lsm = prog.try_into()?;
+            lsm.load(hook, btf)
+        }
+    };
+    result.map_err(|e| verifier_error(&p.name, e))
 }
 
 fn attach(ebpf: &mut Ebpf, p: &abi::ProgramMeta) -> Result<()> {
@@ -165,6 +225,11 @@ fn attach(ebpf: &mut Ebpf, p: &abi::ProgramMeta) -> Result<()> {
                 tp.attach(category, name)
                     .with_context(|| format!("cannot attach `{}` to {category}/{name}", p.name))?;
             }
+        }
+        Attach::Lsm { hook } => {
+            let lsm: &mut Lsm = prog.try_into()?;
+            lsm.attach()
+                .with_context(|| format!("cannot attach `{}` to lsm/{hook}", p.name))?;
         }
     }
     Ok(())
@@ -196,22 +261,123 @@ fn seed_tasks(ebpf: &mut Ebpf, obj: &GuardObject) -> Result<usize> {
     Ok(seeded)
 }
 
-/// Adds the ids of the cgroups at or below the policy's cgroup paths to the kernel's map.
-pub fn sync_cgroups(ebpf: &mut Ebpf, root: &Path, paths: &[String]) -> Result<usize> {
+/// Makes the kernel's cgroup map hold exactly `bits`: new and changed cgroups are written,
+/// cgroups no longer in any scope (or gone) are removed.
+pub fn sync_scopes(ebpf: &mut Ebpf, bits: &HashMap<u64, u64>) -> Result<usize> {
     let map = ebpf
         .map_mut(abi::MAP_CGROUPS)
         .ok_or_else(|| anyhow!("the object lacks map {}", abi::MAP_CGROUPS))?;
     let mut table: BpfHashMap<&mut MapData, u64, u64> = BpfHashMap::try_from(map)?;
-    let mut added = 0;
-    for (id, bits) in crate::cgroups::scan(root, paths) {
-        if table.get(&id, 0).ok() != Some(bits) {
+    let stale: Vec<u64> = table
+        .keys()
+        .flatten()
+        .filter(|k| !bits.contains_key(k))
+        .collect();
+    for k in &stale {
+        // Already gone is fine.
+        let _ = table.remove(k);
+    }
+    let mut changed = stale.len();
+    for (&id, &b) in bits {
+        if table.get(&id, 0).ok() != Some(b) {
             table
-                .insert(id, bits, 0)
+                .insert(id, b, 0)
                 .context("cannot record a cgroup of the policy's scope")?;
-            added += 1;
+            changed += 1;
         }
     }
-    Ok(added)
+    Ok(changed)
+}
+
+/// Says loudly which scopes hold no process yet: a typo in a namespace or a pod that is not
+/// scheduled here looks the same from the node, and the operator must hear about both.
+fn report_scopes(node: &NodeContext) {
+    let scopes = node.scopes();
+    if scopes.is_empty() {
+        return;
+    }
+    if let Some(root) = crate::cgroups::cgroup2_root() {
+        for p in crate::scope::missing_cgroups(&root, scopes) {
+            eprintln!(
+                "guard-run: WARNING: cgroup `{p}` does not exist (yet) under {}: no process is \
+                 in it until it appears",
+                root.display()
+            );
+        }
+    }
+    let (unmatched, unlabelled) =
+        crate::scope::unmatched(scopes, &node.view, node.containers.all());
+    for i in unmatched {
+        eprintln!(
+            "guard-run: WARNING: no container on this node is in scope {} yet; it is checked \
+             again every second",
+            describe_scope(&scopes[i])
+        );
+    }
+    if unlabelled > 0 {
+        eprintln!(
+            "guard-run: WARNING: {unlabelled} containers have no pod labels in their runtime's \
+             records (containerd keeps none); pod_label(...) never holds for them"
+        );
+    }
+}
+
+fn describe_scope(s: &Scope) -> String {
+    match s {
+        Scope::Cgroup { path } => format!("cgroup(\"{path}\")"),
+        Scope::Container { names } => format!("container({})", names.join(", ")),
+        Scope::K8sNamespace { names } => format!("k8s_namespace({})", names.join(", ")),
+        Scope::PodLabel { labels } => {
+            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("pod_label({})", l.join(", "))
+        }
+    }
+}
+
+/// The object's bytes with every `user("name")` entry of the uid table filled in from the
+/// node's passwd file. A name the node does not know refuses the load: the rule would
+/// otherwise silently hold for no one, which for an `allow` kills the user's processes and
+/// for a `kill` lets them through.
+/// The object's bytes to load, and each `user("name")` with the uid it resolved to.
+type WithUsers = (Vec<u8>, Vec<(String, u32)>);
+
+fn resolve_users(obj: &GuardObject, passwd: &Path) -> Result<WithUsers> {
+    let mut bytes = obj.bytes.clone();
+    if obj.meta.users.is_empty() {
+        return Ok((bytes, Vec::new()));
+    }
+    let text = std::fs::read(passwd).with_context(|| {
+        format!(
+            "the policy names users, and the user database `{}` cannot be read",
+            passwd.display()
+        )
+    })?;
+    let uids = crate::users::uids_by_name(&text);
+    let range = guard_ebpf::elf::section_file_range(&bytes, abi::RODATA_UIDS)
+        .map_err(|e| anyhow!("the object's uid table is unusable: {e}"))?;
+    let mut resolved = Vec::new();
+    for u in &obj.meta.users {
+        let Some(&uid) = uids.get(&u.name) else {
+            bail!(
+                "the policy names user `{}`, which `{}` does not list; refusing to load a rule \
+                 that would hold for no one. Create the user, or write its uid with uid(N)",
+                u.name,
+                passwd.display()
+            );
+        };
+        // The table is a u32 count followed by the entries.
+        let at = range.start + 4 + 4 * u.slot as usize;
+        if at + 4 > range.end {
+            bail!(
+                "the object's uid table has no entry {} for user `{}`",
+                u.slot,
+                u.name
+            );
+        }
+        bytes[at..at + 4].copy_from_slice(&uid.to_le_bytes());
+        resolved.push((u.name.clone(), uid));
+    }
+    Ok((bytes, resolved))
 }
 
 fn verifier_error(name: &str, e: ProgramError) -> anyhow::Error {
@@ -223,6 +389,11 @@ fn verifier_error(name: &str, e: ProgramError) -> anyhow::Error {
             let log = verifier_log.to_string();
             let tail: Vec<&str> = log.lines().rev().take(12).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
+            if tail.iter().all(|l| l.trim().is_empty()) {
+                // No verifier output: the kernel refused before verifying (EPERM for a program
+                // type it does not allow, say).
+                return anyhow!("the kernel refused to load program `{name}`: {io_error}");
+            }
             anyhow!(
                 "the kernel's verifier rejected program `{name}` ({io_error}); nothing was \
                  attached. Last lines of the verifier log:\n  {}",

@@ -2,6 +2,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use guard_runtime::backend::Choice;
+use guard_runtime::containers::StateDirs;
+use guard_runtime::loader::Options;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +29,30 @@ enum Command {
         /// On a kernel that cannot deny an open, enforce `deny` rules by killing.
         #[arg(long)]
         deny_as_kill: bool,
+        /// The enforcement backend: `auto` probes the kernel (BPF LSM where it can, else
+        /// tracepoints), the others insist.
+        #[arg(long, value_enum, default_value_t = Choice::Auto)]
+        backend: Choice,
+        /// containerd's task state directory (OCI bundles of running containers).
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/run/containerd/io.containerd.runtime.v2.task"
+        )]
+        containerd_state: PathBuf,
+        /// CRI-O's container state directory.
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/run/containers/storage/overlay-containers"
+        )]
+        crio_state: PathBuf,
+        /// Docker's container directory.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/docker/containers")]
+        docker_state: PathBuf,
+        /// The node's user database, for `user("name")` subjects.
+        #[arg(long, value_name = "FILE", default_value = "/etc/passwd")]
+        passwd: PathBuf,
     },
 }
 
@@ -36,7 +63,25 @@ fn main() -> ExitCode {
             object,
             json,
             deny_as_kill,
-        } => guard_runtime::agent::run_load(&object, json, deny_as_kill),
+            backend,
+            containerd_state,
+            crio_state,
+            docker_state,
+            passwd,
+        } => guard_runtime::agent::run_load(
+            &object,
+            json,
+            Options {
+                deny_as_kill,
+                backend,
+                state_dirs: StateDirs {
+                    containerd: containerd_state,
+                    crio: crio_state,
+                    docker: docker_state,
+                },
+                passwd,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

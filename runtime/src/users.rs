@@ -1,4 +1,4 @@
-//! uid → user name, for the `user.name` alert field.
+//! uid → user name, for the `user.name` alert field, and name → uid for `user("name")`.
 //!
 //! Names come from a passwd file (the host's `/etc/passwd`; when guard-run runs in a container,
 //! mount the host's file and point [`UserNames::with_path`] at it). Users known only through
@@ -82,32 +82,43 @@ impl UserNames {
     }
 }
 
-/// Parses passwd(5) lines `name:password:uid:gid:gecos:home:shell`. Malformed lines, comments
-/// and NIS `+`/`-` entries are skipped. When a uid appears twice the first entry wins, as with
-/// `getpwuid`.
-pub fn parse_passwd(text: &[u8]) -> HashMap<u32, String> {
-    let mut names = HashMap::new();
-    for line in text.split(|&b| b == b'\n') {
+/// The `(name, uid)` entries of passwd(5) lines `name:password:uid:gid:gecos:home:shell`, in
+/// file order. Malformed lines, comments and NIS `+`/`-` entries are skipped.
+fn passwd_entries(text: &[u8]) -> impl Iterator<Item = (String, u32)> + '_ {
+    text.split(|&b| b == b'\n').filter_map(|line| {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches('\r');
         if line.is_empty() || line.starts_with('#') || line.starts_with(['+', '-']) {
-            continue;
+            return None;
         }
         let mut fields = line.split(':');
         let (Some(name), Some(_password), Some(uid)) =
             (fields.next(), fields.next(), fields.next())
         else {
-            continue;
+            return None;
         };
-        let Ok(uid) = uid.trim().parse::<u32>() else {
-            continue;
-        };
-        if name.is_empty() {
-            continue;
-        }
-        names.entry(uid).or_insert_with(|| name.to_owned());
+        let uid = uid.trim().parse::<u32>().ok()?;
+        (!name.is_empty()).then(|| (name.to_owned(), uid))
+    })
+}
+
+/// uid → name. When a uid appears twice the first entry wins, as with `getpwuid`.
+pub fn parse_passwd(text: &[u8]) -> HashMap<u32, String> {
+    let mut names = HashMap::new();
+    for (name, uid) in passwd_entries(text) {
+        names.entry(uid).or_insert(name);
     }
     names
+}
+
+/// name → uid, for `user("name")` subjects. The first entry of a name wins, as with
+/// `getpwnam`.
+pub fn uids_by_name(text: &[u8]) -> HashMap<String, u32> {
+    let mut uids = HashMap::new();
+    for (name, uid) in passwd_entries(text) {
+        uids.entry(name).or_insert(uid);
+    }
+    uids
 }
 
 #[cfg(test)]
@@ -135,6 +146,11 @@ crlf:x:1001:1001::/:/bin/sh\r
         assert_eq!(names.get(&1000).map(String::as_str), Some("appuser"));
         assert_eq!(names.get(&1001).map(String::as_str), Some("crlf"));
         assert_eq!(names.len(), 4, "{names:?}");
+        let uids = uids_by_name(PASSWD.as_bytes());
+        assert_eq!(uids.get("appuser"), Some(&1000));
+        assert_eq!(uids.get("duplicate"), Some(&1000));
+        assert_eq!(uids.get("baduid"), None);
+        assert_eq!(uids.get("+nisuser"), None);
     }
 
     #[test]

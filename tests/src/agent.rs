@@ -48,11 +48,19 @@ fn collect(
 
 impl Agent {
     /// Starts the agent and waits until it reports the policy enforced.
+    ///
+    /// `GUARD_BACKEND` in the environment (`lsm`, `tracepoint`) forces that backend on every
+    /// agent a test starts without choosing one itself: the VM ring runs the same tests on both
+    /// backends of one kernel this way.
     pub fn start(object: &Path, extra: &[&str], echo: bool) -> io::Result<Agent> {
+        let forced = std::env::var("GUARD_BACKEND")
+            .ok()
+            .filter(|_| !extra.contains(&"--backend"));
         let mut child = Command::new(crate::bin("guard-run"))
             .arg("load")
             .arg(object)
             .args(extra)
+            .args(forced.iter().flat_map(|b| ["--backend", b.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

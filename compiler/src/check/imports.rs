@@ -70,6 +70,31 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// Warns about imports none of whose names this file uses. One used
+    /// name is enough: a module is imported whole, so a partly used import
+    /// cannot be narrowed.
+    pub(super) fn unused_imports(&mut self) {
+        let imported = std::mem::take(&mut self.imported);
+        for (module, span) in &imported {
+            let used = self.scope.iter().any(|(name, def)| {
+                def.via.as_ref().is_some_and(|(m, _)| m == module) && self.used.contains(name)
+            });
+            if used {
+                continue;
+            }
+            self.warn(
+                Diagnostic::warning(
+                    codes::UNUSED_IMPORT,
+                    format!("nothing from module `{module}` is used"),
+                    *span,
+                    "imported here but never used",
+                )
+                .with_help("remove the import"),
+            );
+        }
+        self.imported = imported;
+    }
+
     fn import_failed(&mut self, import: &ast::Import, failure: Failure) {
         let name = import.module.value.as_str();
         let span = import.module.span;

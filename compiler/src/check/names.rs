@@ -185,7 +185,8 @@ fn with_span(atom: Subject, at: Span) -> Subject {
         Subject::Tty { .. } => Subject::Tty { span: at },
         Subject::Entered { .. } => Subject::Entered { span: at },
         Subject::Nobody { .. } => Subject::Nobody { span: at },
-        Subject::Cgroup { path, .. } => Subject::Cgroup { path, span: at },
+        Subject::User { name, .. } => Subject::User { name, span: at },
+        Subject::Scope { scope, .. } => Subject::Scope { scope, span: at },
         other => other,
     }
 }

@@ -1,19 +1,30 @@
 //! Conditions: `and`/`or`/`not`, macros, and the atoms `ancestor`,
-//! `image`, `cmdline`, `name`, `exe`, `uid` and `tty`.
+//! `image`, `cmdline`, `name`, `exe`, `uid` and `tty` (`user` and the scopes are in
+//! [`super::scope`]).
 
 use super::Checker;
 use super::names::{BUILTIN_CONDITIONS, Cond, DefKind, Want};
 use super::pattern::{Context, path_problems};
 use std::collections::HashSet;
 
-use crate::checked::{MAX_CMDLINE_LEN, MAX_PROCESS_NAME_LEN, MAX_UID, Subject, Which};
+use crate::checked::{MAX_CMDLINE_LEN, MAX_PROCESS_NAME_LEN, MAX_UID, Scope, Subject, Which};
 use crate::diag::{Diagnostic, File, codes, list, suggest};
 use crate::span::Span;
 use crate::syntax::ast;
 
 /// The functions a condition may call.
-const FUNCTIONS: [&str; 7] = [
-    "ancestor", "image", "cmdline", "name", "exe", "uid", "cgroup",
+const FUNCTIONS: [&str; 11] = [
+    "ancestor",
+    "image",
+    "cmdline",
+    "name",
+    "exe",
+    "uid",
+    "user",
+    "cgroup",
+    "container",
+    "k8s_namespace",
+    "pod_label",
 ];
 
 /// An example call of each function, for help messages.
@@ -25,6 +36,10 @@ fn example(function: &str) -> &'static str {
         "name" => "name(\"sh\", \"bash\")",
         "exe" => "exe(/usr/bin/python3, /usr/local/bin/*)",
         "cgroup" => "cgroup(\"/kubepods.slice\")",
+        "user" => "user(\"www-data\")",
+        "container" => "container(\"web\")",
+        "k8s_namespace" => "k8s_namespace(\"payments\")",
+        "pod_label" => "pod_label(\"app=vault\")",
         _ => "uid(0)",
     }
 }
@@ -137,10 +152,16 @@ impl Checker<'_, '_> {
                 uid: self.uid(call)?,
                 span: call.span,
             },
-            "cgroup" => Subject::Cgroup {
-                path: self.cgroup_path(call)?,
+            "cgroup" => Subject::Scope {
+                scope: Scope::Cgroup {
+                    path: self.cgroup_path(call)?,
+                },
                 span: call.span,
             },
+            "user" => return self.users(call, inside).map(Cond::Atom),
+            "container" | "k8s_namespace" | "pod_label" => {
+                return self.scope(call, inside).map(Cond::Atom);
+            }
             _ => {
                 self.unknown_function(call);
                 return None;
@@ -431,7 +452,11 @@ impl Checker<'_, '_> {
 
     /// The literals of a variadic call, lists expanded, and whether every
     /// argument was a string, path pattern or usable list.
-    fn literal_args(&mut self, call: &ast::Call, inside: Option<&str>) -> (Vec<Item>, bool) {
+    pub(super) fn literal_args(
+        &mut self,
+        call: &ast::Call,
+        inside: Option<&str>,
+    ) -> (Vec<Item>, bool) {
         if call.args.is_empty() {
             self.wrong_arity(call, "at least 1 argument", "at least 1 argument");
             return (Vec::new(), false);
@@ -580,8 +605,11 @@ impl Checker<'_, '_> {
                 ast::Arg::Str(s) if s.value.bytes().all(|b| b.is_ascii_digit()) => {
                     format!("remove the quotes: `uid({})`", s.value)
                 }
-                ast::Arg::Ident(_) | ast::Arg::Str(_) => {
-                    "user names are not resolved at compile time: write the numeric uid, e.g. `uid(0)` for root".to_string()
+                ast::Arg::Ident(ast::Ident { name, .. })
+                | ast::Arg::Str(ast::StrLit { value: name, .. }) => {
+                    format!(
+                        "for a user name write `user(\"{name}\")` (resolved on the node when the policy is loaded)"
+                    )
                 }
                 _ => "write the numeric uid, e.g. `uid(1000)`".to_string(),
             };

@@ -13,7 +13,8 @@
 //! Glob syntax: see [`glob`]. Tags must be `< 65536`; the minimised DFA may
 //! have at most [`MAX_STATES`] states, the unminimised one at most
 //! 2^20 states (and 2^24 class transitions) — beyond either, [`build`]
-//! returns an error instead of allocating without bound.
+//! returns an error instead of allocating without bound. The transition
+//! limit also bounds the packed table: at most 2^24 u32 transitions, 64 MiB.
 
 pub mod glob;
 mod minimize;
@@ -30,8 +31,9 @@ use thiserror::Error;
 
 pub use glob::{GlobError, GlobErrorKind, GlobItem, Mode, parse_glob};
 
-/// Most states a packed table can hold (transitions are u16).
-pub const MAX_STATES: usize = 65535;
+/// Most states a packed table can hold. Up to 65,536 the table has u16
+/// transitions, above that u32 ones (see [`guard_ebpf::dfa_table`]).
+pub const MAX_STATES: usize = 1 << guard_ebpf::dfa_table::MAX_STATE_BITS;
 /// Tags must be below this.
 pub const MAX_TAG: u32 = 1 << 16;
 /// The dead state.
@@ -58,8 +60,8 @@ pub enum DfaError {
     },
     #[error("pattern {index}: tag {tag} is out of range (must be < {MAX_TAG})")]
     TagOutOfRange { index: usize, tag: u32 },
-    #[error("the DFA has {states} states after minimisation; a table holds at most {MAX_STATES}")]
-    TooManyStates { states: usize },
+    #[error("the DFA has {states} states after minimisation; a table holds at most {max}")]
+    TooManyStates { states: usize, max: usize },
     #[error(
         "the unminimised DFA exceeded {states} states (limits: {} states, {} transitions)",
         subset::MAX_RAW_STATES,
@@ -138,25 +140,69 @@ impl Dfa {
     /// Packs the DFA. `info(accepts, possible)` gives each state's info word;
     /// the dead state's info is always 0 (the layout requires it).
     pub fn to_table(&self, info: impl Fn(&[u32], &[u32]) -> u64) -> DfaTable {
-        let trans: Vec<u16> = self.trans.iter().map(|&t| t as u16).collect();
-        let infos: Vec<u64> = (0..self.n_states() as u32)
-            .map(|s| {
-                if s == DEAD {
-                    0
-                } else {
-                    info(self.accepts(s), self.possible(s))
-                }
-            })
-            .collect();
-        DfaTable::from_parts(&self.class_of, self.n_classes as u32, &trans, &infos)
-            .expect("a built Dfa has 2..=65535 states, <= 256 classes and a dead state 0")
+        let Ok(table) = self.try_to_table(|accept, possible| {
+            Ok::<_, std::convert::Infallible>(info(accept.tags, possible.tags))
+        });
+        table
     }
+
+    /// [`Dfa::to_table`] with a fallible `info` that also sees the sets'
+    /// ids, called once per distinct pair of sets, in the order of the first
+    /// live state (from 1 up) that has it. Why once, and why ids: with 10,000
+    /// rules under `/x/**`, 90,000 states share one 10,000-tag possible set;
+    /// per state, that is a billion tags to copy and hash, and the caller
+    /// can tell a set it has seen by its id.
+    pub fn try_to_table<E>(
+        &self,
+        mut info: impl FnMut(Tags, Tags) -> Result<u64, E>,
+    ) -> Result<DfaTable, E> {
+        let tags = |id: u32| Tags {
+            id,
+            tags: self.sets.get(id),
+        };
+        let mut words: HashMap<(u32, u32), u64, FxBuild> = HashMap::default();
+        let mut infos = vec![0u64; self.n_states()];
+        let pairs = self.accept.iter().zip(&self.possible);
+        for (word, (&accept, &possible)) in infos.iter_mut().zip(pairs).skip(1) {
+            *word = match words.get(&(accept, possible)) {
+                Some(&word) => word,
+                None => {
+                    let computed = info(tags(accept), tags(possible))?;
+                    words.insert((accept, possible), computed);
+                    computed
+                }
+            };
+        }
+        Ok(
+            DfaTable::from_parts(&self.class_of, self.n_classes as u32, &self.trans, &infos)
+                .expect("a built Dfa has 2..=MAX_STATES states, <= 256 classes and a dead state 0"),
+        )
+    }
+}
+
+/// A set of tags of a [`Dfa`] (ascending), and its id: within one DFA, equal
+/// ids are equal sets and the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tags<'a> {
+    pub id: u32,
+    pub tags: &'a [u32],
 }
 
 /// Compiles `patterns` into one minimised DFA. With `reversed`, the DFA
 /// recognises the reversed inputs: run over the bytes of an input last to
 /// first, it accepts exactly the tags whose (forward) pattern matches it.
 pub fn build(patterns: &[PatternSpec], reversed: bool) -> Result<Dfa, DfaError> {
+    build_limited(patterns, reversed, MAX_STATES)
+}
+
+/// [`build`] refusing more than `max_states` minimised states. In practice
+/// the unminimised limits are reached before [`MAX_STATES`]; a smaller limit
+/// lets the tests reach this one.
+pub(crate) fn build_limited(
+    patterns: &[PatternSpec],
+    reversed: bool,
+    max_states: usize,
+) -> Result<Dfa, DfaError> {
     let mut builder = nfa::Builder::new(reversed);
     for (index, p) in patterns.iter().enumerate() {
         if p.tag >= MAX_TAG {
@@ -211,8 +257,11 @@ pub fn build(patterns: &[PatternSpec], reversed: bool) -> Result<Dfa, DfaError> 
         i += 1;
     }
     let n = rep.len();
-    if n > MAX_STATES {
-        return Err(DfaError::TooManyStates { states: n });
+    if n > max_states {
+        return Err(DfaError::TooManyStates {
+            states: n,
+            max: max_states,
+        });
     }
     let trans_k: Vec<u32> = rep
         .iter()
@@ -282,6 +331,9 @@ fn possible_sets(k: usize, trans: &[u32], accept: &[u32], sets: &mut SetInterner
     let mut members: Vec<u32> = Vec::new();
     let mut ids: Vec<u32> = Vec::new();
     let mut merged: Vec<u32> = Vec::new();
+    // Unions already made, by the ids they joined: in a reversed DFA where every rule under a
+    // `**` is possible almost everywhere, thousands of states join the same few large sets.
+    let mut unions: HashMap<Vec<u32>, u32, FxBuild> = HashMap::default();
     for root in 0..n as u32 {
         if index[root as usize] != UNSEEN {
             continue;
@@ -341,15 +393,14 @@ fn possible_sets(k: usize, trans: &[u32], accept: &[u32], sets: &mut SetInterner
             let id = match ids.as_slice() {
                 [] => 0,
                 [one] => *one,
-                many => {
-                    merged.clear();
-                    for &id in many {
-                        merged.extend_from_slice(sets.get(id));
+                many => match unions.get(many) {
+                    Some(&id) => id,
+                    None => {
+                        let id = union(many, sets, &mut merged);
+                        unions.insert(many.to_vec(), id);
+                        id
                     }
-                    merged.sort_unstable();
-                    merged.dedup();
-                    sets.intern(&merged)
-                }
+                },
             };
             for &m in &members {
                 possible[m as usize] = id;
@@ -357,6 +408,19 @@ fn possible_sets(k: usize, trans: &[u32], accept: &[u32], sets: &mut SetInterner
         }
     }
     possible
+}
+
+/// The id of the union of the sets `ids` (at least two), through `merged` as scratch.
+fn union(ids: &[u32], sets: &mut SetInterner, merged: &mut Vec<u32>) -> u32 {
+    merged.clear();
+    for &id in ids {
+        merged.extend_from_slice(sets.get(id));
+    }
+    // Sorted runs, often thousands of tags long: the stable sort merges runs in linear time
+    // where the unstable one sorts from scratch.
+    merged.sort();
+    merged.dedup();
+    sets.intern(merged)
 }
 
 /// Interned sorted tag sets; id 0 is the empty set.

@@ -498,15 +498,57 @@ fn errors_are_values() {
         mode: Mode::Text,
     }];
     // 2^17 live states plus the dead one.
+    let states = (1 << 17) + 1;
+    let e = build_limited(&spec, false, states - 1);
     assert_eq!(
-        build(&spec, false),
+        e,
         Err(DfaError::TooManyStates {
-            states: (1 << 17) + 1
+            states,
+            max: states - 1
         })
+    );
+    assert_eq!(
+        e.map(|_| ()).unwrap_err().to_string(),
+        "the DFA has 131073 states after minimisation; a table holds at most 131072"
     );
     // The reversed language is small: 16 bytes, `a`, anything: dead,
     // start, 16 counting states, accepting.
     assert_eq!(build(&spec, true).map(|d| d.n_states()), Ok(19));
+}
+
+/// More than 65,536 states: the table switches to u32 transitions and still
+/// runs exactly like the DFA.
+#[test]
+fn wide_tables() {
+    let text = format!("*a{}", "?".repeat(16));
+    let spec = [PatternSpec {
+        text: &text,
+        tag: 3,
+        mode: Mode::Text,
+    }];
+    let dfa = build(&spec, false).expect("2^17 + 1 states fit");
+    assert_eq!(dfa.n_states(), (1 << 17) + 1);
+    let table = dfa.to_table(info);
+    assert!(table.layout().wide);
+    assert_eq!(table.state_bits, 18);
+    let table = DfaTable::from_bytes(
+        table.n_states,
+        table.n_classes,
+        table.state_bits,
+        table.class_bits,
+        table.bytes().to_vec(),
+    )
+    .expect("round trip");
+    let mut rng = Rng(17);
+    for _ in 0..300 {
+        let len = rng.below(40);
+        let input: Vec<u8> = (0..len)
+            .map(|_| if rng.below(2) == 0 { b'a' } else { b'b' })
+            .collect();
+        check_table(&dfa, &table, &input);
+        let matches = len >= 17 && input[len - 17] == b'a';
+        assert_eq!(dfa.accepts(dfa.run(&input)) == [3], matches, "{input:?}");
+    }
 }
 
 #[test]
@@ -542,4 +584,44 @@ fn many_patterns() {
         }
         assert!(dfa.accepts(dfa.run(&miss)).is_empty());
     }
+}
+
+/// `info` runs once per distinct (accept, possible) pair, first seen first,
+/// and its error stops the packing.
+#[test]
+fn try_to_table_calls_info_once_per_pair_of_sets() {
+    let texts: Vec<String> = (0..200).map(|i| format!("/srv/app{i}/**")).collect();
+    let specs: Vec<PatternSpec> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| PatternSpec {
+            text,
+            tag: i as u32,
+            mode: Mode::Path,
+        })
+        .collect();
+    let dfa = build(&specs, true).expect("build");
+    let mut seen: Vec<(u32, u32)> = Vec::new();
+    let mut first: Option<(Vec<u32>, Vec<u32>)> = None;
+    let table = dfa
+        .try_to_table(|accept, possible| {
+            assert!(!seen.contains(&(accept.id, possible.id)));
+            seen.push((accept.id, possible.id));
+            first.get_or_insert_with(|| (accept.tags.to_vec(), possible.tags.to_vec()));
+            Ok::<_, ()>(info(accept.tags, possible.tags))
+        })
+        .expect("packs");
+    assert!(seen.len() < dfa.n_states() - 1, "{} pairs", seen.len());
+    assert_eq!(table, dfa.to_table(info));
+    // First seen first: the start state's pair (every rule still possible).
+    let start = (dfa.accepts(START).to_vec(), dfa.possible(START).to_vec());
+    assert_eq!(start.1.len(), 200);
+    assert_eq!(first, Some(start));
+    let mut calls = 0;
+    let failed = dfa.try_to_table(|_, _| {
+        calls += 1;
+        if calls == 3 { Err("stop") } else { Ok(0) }
+    });
+    assert_eq!(failed, Err("stop"));
+    assert_eq!(calls, 3);
 }

@@ -8,6 +8,7 @@ use super::ops_of;
 use super::subject::{Atoms, dnf_negated};
 use crate::checked::{self, Enforce};
 use crate::dfa::Dfa;
+use crate::diag::codes;
 use crate::span::Span;
 
 /// A warning found while lowering, rendered by the CLI like the front end's warnings.
@@ -33,7 +34,7 @@ pub fn check(policy: &checked::Policy, terms: &[Vec<Term>], path: &Dfa) -> Vec<L
             && neg.is_empty()
         {
             out.push(LowerWarning {
-                code: "W0101",
+                code: codes::NEVER_FIRES,
                 message: "this rule allows every process, so it can never fire".into(),
                 span: rule.span,
                 label: "its subject always holds".into(),
@@ -66,7 +67,7 @@ pub fn check(policy: &checked::Policy, terms: &[Vec<Term>], path: &Dfa) -> Vec<L
                     continue;
                 }
                 out.push(LowerWarning {
-                    code: "W0102",
+                    code: codes::OVERLAPPING_RULES,
                     message: format!(
                         "`{}` and `{}` cover some of the same files with different subjects",
                         ra.name, rb.name

@@ -4,7 +4,32 @@
 use guard_ebpf::abi::{self, Term};
 
 use super::{LowerError, ancestry_word, escape_glob};
-use crate::checked::Subject;
+use crate::checked::{Scope, Subject};
+
+/// A uid-table entry: a number, or a user name the runtime resolves on the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UidRef {
+    Number(u32),
+    Name(String),
+}
+
+/// The scope with its member set sorted and deduplicated, so that `k8s_namespace("a", "b")`
+/// and `k8s_namespace("b", "a")` share one bit.
+fn canonical(scope: &Scope) -> Scope {
+    let mut scope = scope.clone();
+    match &mut scope {
+        Scope::Cgroup { .. } => {}
+        Scope::Container { names } | Scope::K8sNamespace { names } => {
+            names.sort();
+            names.dedup();
+        }
+        Scope::PodLabel { labels } => {
+            labels.sort();
+            labels.dedup();
+        }
+    }
+    scope
+}
 use crate::span::Span;
 
 /// The atoms of a policy's subjects, each with its bit.
@@ -17,10 +42,10 @@ pub struct Atoms {
     pub exes: Vec<Vec<String>>,
     /// `name(…)` atoms, each a sorted set of names. Bit `i` of the NAMES word.
     pub names: Vec<Vec<String>>,
-    /// `uid(…)` atoms. Bit `i` of the UIDS word.
-    pub uids: Vec<u32>,
-    /// `cgroup(…)` paths. Bit `i` of the CGROUPS word.
-    pub cgroups: Vec<String>,
+    /// `uid(…)` and `user(…)` atoms. Bit `i` of the UIDS word.
+    pub uids: Vec<UidRef>,
+    /// Scopes, member sets sorted. Bit `i` of the SCOPES word.
+    pub scopes: Vec<Scope>,
     pub tty: bool,
 }
 
@@ -79,15 +104,20 @@ impl Atoms {
                 )?;
             }
             Subject::Uid { uid, span } => {
-                intern(&mut self.uids, uid, abi::MAX_UIDS, "uids", *span)?;
+                let key = UidRef::Number(*uid);
+                intern(&mut self.uids, &key, abi::MAX_UIDS, "uids and users", *span)?;
+            }
+            Subject::User { name, span } => {
+                let key = UidRef::Name(name.clone());
+                intern(&mut self.uids, &key, abi::MAX_UIDS, "uids and users", *span)?;
             }
             Subject::Tty { .. } => self.tty = true,
-            Subject::Cgroup { path, span } => {
+            Subject::Scope { scope, span } => {
                 intern(
-                    &mut self.cgroups,
-                    path,
-                    abi::MAX_CGROUPS,
-                    "cgroup paths",
+                    &mut self.scopes,
+                    &canonical(scope),
+                    abi::MAX_SCOPES,
+                    "scopes (cgroup, container, k8s_namespace, pod_label)",
                     *span,
                 )?;
             }
@@ -136,14 +166,28 @@ impl Atoms {
                 )
             }
             Subject::Uid { uid, .. } => {
-                (abi::WORD_UIDS, bit(self.uids.iter().position(|u| u == uid)))
+                let key = UidRef::Number(*uid);
+                (
+                    abi::WORD_UIDS,
+                    bit(self.uids.iter().position(|u| *u == key)),
+                )
+            }
+            Subject::User { name, .. } => {
+                let key = UidRef::Name(name.clone());
+                (
+                    abi::WORD_UIDS,
+                    bit(self.uids.iter().position(|u| *u == key)),
+                )
             }
             Subject::Tty { .. } => (abi::WORD_FLAGS, Some(abi::FLAG_TTY)),
             Subject::Entered { .. } => (abi::WORD_FLAGS, Some(abi::FLAG_ENTERED)),
-            Subject::Cgroup { path, .. } => (
-                abi::WORD_CGROUPS,
-                bit(self.cgroups.iter().position(|c| c == path)),
-            ),
+            Subject::Scope { scope, .. } => {
+                let key = canonical(scope);
+                (
+                    abi::WORD_SCOPES,
+                    bit(self.scopes.iter().position(|c| *c == key)),
+                )
+            }
             _ => return None,
         };
         b.map(|b| (word, b))

@@ -69,10 +69,18 @@ fn nobody_entered_and_cgroup_atoms() {
     let t = &l.rules[1].terms[0];
     assert_eq!(l.rules[1].n_terms, 1);
     assert_eq!(t.must_not[abi::WORD_FLAGS], abi::FLAG_ENTERED);
-    assert_eq!(l.cgroups, vec!["/kubepods.slice", "/x"]);
+    assert_eq!(
+        l.scopes,
+        vec![
+            abi::Scope::Cgroup {
+                path: "/kubepods.slice".into()
+            },
+            abi::Scope::Cgroup { path: "/x".into() }
+        ]
+    );
     assert_eq!(l.rules[2].n_terms, 2);
     assert_eq!(
-        l.rules[2].terms[0].must[abi::WORD_CGROUPS] | l.rules[2].terms[1].must[abi::WORD_CGROUPS],
+        l.rules[2].terms[0].must[abi::WORD_SCOPES] | l.rules[2].terms[1].must[abi::WORD_SCOPES],
         0b11
     );
     // `not nobody` always holds: that rule never fires.

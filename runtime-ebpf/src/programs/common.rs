@@ -5,6 +5,7 @@
 
 use crate::abi::DfaShape;
 use crate::asm::{Alu, Asm, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R5, Reg, Size};
+use crate::dfa_table::{Layout, TRANS_OFF};
 use crate::ktypes::CoreField;
 
 /// `*(fp + dst) = *(size *)(src + field)` through `bpf_probe_read_kernel`; jumps to `fail` if
@@ -78,47 +79,104 @@ pub fn count(a: &mut Asm, map: &str, counter: u32, key_slot: i16) {
     a.bind(skip);
 }
 
-/// One DFA transition: `state = trans[(state & (S-1)) << class_bits | class[byte] & (C-1)]`.
+/// Where the arrays of a DFA table of this shape lie (the same [`Layout`] the reference runner
+/// and the runtime's validation use).
+pub fn dfa_layout(shape: DfaShape) -> Layout {
+    Layout::new(
+        shape.n_states,
+        shape.n_classes,
+        shape.state_bits,
+        shape.class_bits,
+    )
+}
+
+/// One DFA transition: `state = trans[(state & (S-1)) << class_bits | class[byte] & (C-1)]` in
+/// the narrow layout, `state = state < n_states ? trans[state * n_classes + (class[byte] &
+/// (C-1))] : 0` in the wide one.
 ///
-/// INVARIANT: this is the layout of `guard_ebpf::dfa_table` (classes at 0, u16 transitions at
-/// 256, row-major). The masks are what lets the verifier prove every table access in bounds
-/// whatever the state and byte registers hold. `state` and `byte` are read and `state` is
-/// written; uses r4 and r5 as temporaries (so neither may be r4/r5).
+/// INVARIANT: this is the layout of `guard_ebpf::dfa_table` (classes at 0, transitions at 256,
+/// row-major). The masks, and in the wide layout the compare, are what lets the verifier prove
+/// every table access in bounds whatever the state and byte registers hold. `state` and `byte`
+/// are read and `state` is written; uses r4 and r5 as temporaries (so neither may be r4/r5).
 pub fn dfa_step(a: &mut Asm, section: &str, shape: DfaShape, state: Reg, byte: Reg) {
-    let s_mask = (1i32 << shape.state_bits) - 1;
     let c_mask = (1i32 << shape.class_bits) - 1;
     a.ld_data(R5, section, 0);
     a.alu_imm(Alu::And, byte, 0xff);
     a.alu_reg(Alu::Add, R5, byte);
     a.ldx(Size::B, R4, R5, 0);
     a.alu_imm(Alu::And, R4, c_mask);
+    if dfa_layout(shape).wide {
+        return wide_step(a, section, shape, state);
+    }
+    let s_mask = (1i32 << shape.state_bits) - 1;
     a.alu_imm(Alu::And, state, s_mask);
     a.alu_imm(Alu::Lsh, state, shape.class_bits as i32);
     a.alu_reg(Alu::Add, state, R4);
     a.alu_imm(Alu::Lsh, state, 1);
     a.ld_data(R5, section, 0);
     a.alu_reg(Alu::Add, R5, state);
-    a.ldx(Size::H, state, R5, 256);
+    a.ldx(Size::H, state, R5, TRANS_OFF as i16);
 }
 
-/// `dst = info[state & (S-1)]` (u64). Uses r5; `state` is clobbered.
-pub fn dfa_info(a: &mut Asm, section: &str, shape: DfaShape, state: Reg, dst: Reg) {
-    let s_mask = (1i32 << shape.state_bits) - 1;
-    a.alu_imm(Alu::And, state, s_mask);
-    a.alu_imm(Alu::Lsh, state, 3);
+/// The rest of [`dfa_step`] for a wide table, the class in r4.
+///
+/// A state past the table is dead (the table holds none, but the verifier cannot know). That
+/// side is the fall-through: it reaches the caller's dead-state exit at once, so the verifier
+/// pops the state it left pending on the live side right away instead of piling them up over
+/// the iterations of a walk.
+fn wide_step(a: &mut Asm, section: &str, shape: DfaShape, state: Reg) {
+    let live = a.label();
+    let done = a.label();
+    a.jmp_imm(Cond::Lt, state, shape.n_states as i32, live);
+    a.mov_imm(state, 0);
+    a.jmp(done);
+    a.bind(live);
+    a.alu_imm(Alu::Mul, state, shape.n_classes as i32);
+    a.alu_reg(Alu::Add, state, R4);
+    a.alu_imm(Alu::Lsh, state, 2);
     a.ld_data(R5, section, 0);
     a.alu_reg(Alu::Add, R5, state);
-    a.ldx(Size::DW, dst, R5, info_offset(shape) as i16);
+    a.ldx(Size::W, state, R5, TRANS_OFF as i16);
+    a.bind(done);
 }
 
-/// Byte offset of the info array in a DFA table of this shape.
-pub fn info_offset(shape: DfaShape) -> usize {
-    256 + 2 * (1usize << (shape.state_bits + shape.class_bits))
+/// `dst = info[state & (S-1)]` (u64) in the narrow layout, `dst = state < n_states ?
+/// info[state] : 0` in the wide one. Uses r5; `state` is clobbered.
+pub fn dfa_info(a: &mut Asm, section: &str, shape: DfaShape, state: Reg, dst: Reg) {
+    let layout = dfa_layout(shape);
+    let done = layout.wide.then(|| {
+        // As in `wide_step`: past the table is dead, and the dead state's info is 0.
+        let live = a.label();
+        let done = a.label();
+        a.jmp_imm(Cond::Lt, state, shape.n_states as i32, live);
+        a.mov_imm(dst, 0);
+        a.jmp(done);
+        a.bind(live);
+        done
+    });
+    if !layout.wide {
+        a.alu_imm(Alu::And, state, (1i32 << shape.state_bits) - 1);
+    }
+    a.alu_imm(Alu::Lsh, state, 3);
+    if let Ok(off) = i16::try_from(layout.info_off) {
+        a.ld_data(R5, section, 0);
+        a.alu_reg(Alu::Add, R5, state);
+        a.ldx(Size::DW, dst, R5, off);
+    } else {
+        // Past the reach of a load's i16 offset (a narrow table of 2^14 transitions or more, and
+        // every wide one): the pointer itself starts at the info array.
+        a.ld_data(R5, section, layout.info_off as i32);
+        a.alu_reg(Alu::Add, R5, state);
+        a.ldx(Size::DW, dst, R5, 0);
+    }
+    if let Some(done) = done {
+        a.bind(done);
+    }
 }
 
 /// Total size of a DFA table of this shape.
 pub fn table_size(shape: DfaShape) -> usize {
-    info_offset(shape) + 8 * (1usize << shape.state_bits)
+    dfa_layout(shape).len
 }
 
 /// Zeroes `len` bytes of stack from `start` (both multiples of 8). The verifier refuses reads
@@ -148,3 +206,6 @@ pub fn list_load(a: &mut Asm, list_len: u32, dst: Reg, past: Label) {
     a.alu_reg(Alu::Add, R3, R2);
     a.ldx(Size::H, dst, R3, 0);
 }
+
+#[cfg(test)]
+mod tests;

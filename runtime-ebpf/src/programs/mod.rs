@@ -13,7 +13,7 @@ mod walk;
 pub use common::table_size;
 pub use walk::SCRATCH_SIZE as OPEN_SCRATCH_SIZE;
 
-use crate::abi::{Attach, DfaShape, ProgramMeta, Role};
+use crate::abi::{Attach, Backend, DfaShape, ProgramMeta, Role};
 use crate::asm::{Asm, AsmError, Assembled};
 
 /// What the templates need to know about a policy's tables.
@@ -31,8 +31,8 @@ pub struct Params {
     pub n_uids: u32,
     /// Whether a subject asks for a controlling terminal.
     pub uses_tty: bool,
-    /// cgroup paths the subjects name (0: the cgroup map is not consulted).
-    pub n_cgroups: u32,
+    /// Scopes the subjects name (0: the cgroup map is not consulted).
+    pub n_scopes: u32,
 }
 
 /// One emitted program with its ELF section and attach point.
@@ -42,20 +42,28 @@ pub struct Program {
     pub section: String,
     pub attach: Attach,
     pub role: Role,
+    pub backend: Option<Backend>,
 }
 
 impl Program {
-    fn finish(a: Asm, section: &str, attach: Attach) -> Result<Program, AsmError> {
-        let role = if section.starts_with("tracepoint/") {
-            Role::Enforcement
-        } else {
-            Role::Tracking
+    /// `backend`: the enforcement backend the program belongs to (an enforcement program), or
+    /// `None` (a tracking program every backend loads).
+    fn finish(
+        a: Asm,
+        section: &str,
+        attach: Attach,
+        backend: Option<Backend>,
+    ) -> Result<Program, AsmError> {
+        let role = match backend {
+            Some(_) => Role::Enforcement,
+            None => Role::Tracking,
         };
         Ok(Program {
             code: a.finish()?,
             section: section.to_string(),
             attach,
             role,
+            backend,
         })
     }
 
@@ -64,6 +72,7 @@ impl Program {
             name: self.code.name.clone(),
             attach: self.attach.clone(),
             role: self.role,
+            backend: self.backend,
         }
     }
 }
@@ -74,13 +83,14 @@ pub const EXEC_SCRATCH_SIZE: u32 = walk::SCRATCH_SIZE
     + crate::abi::CMDLINE_MAX as u32
     + core::mem::size_of::<crate::abi::TaskInfo>() as u32;
 
-/// The programs of the tracepoint backend: identity tracking and the open check.
-pub fn tracepoint_backend(p: &Params) -> Result<Vec<Program>, AsmError> {
+/// Every program of an object: identity tracking, and each backend's open check.
+pub fn programs(p: &Params) -> Result<Vec<Program>, AsmError> {
     Ok(vec![
         tracking::exec(p)?,
         tracking::fork(p)?,
         tracking::exit(p)?,
         open::program(p)?,
+        open::lsm_program(p)?,
     ])
 }
 

@@ -176,6 +176,7 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
         abi::Attach::BtfTracepoint {
             name: "sched_process_exec".into(),
         },
+        None,
     )
 }
 
@@ -261,7 +262,7 @@ fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmEr
     a.mov_imm(crate::asm::R4, 0); // BPF_ANY
     a.call(Helper::MapUpdateElem);
     a.ldx(Size::DW, R8, FP, LIST);
-    verdict::judge_and_act(a, p, R8, abi::EVENT_EXEC, out)?;
+    verdict::judge_and_act(a, p, R8, abi::EVENT_EXEC, out, verdict::Enforce::Signal)?;
     a.bind(out);
     a.mov_imm(R0, 0);
     a.exit();
@@ -353,6 +354,7 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
         abi::Attach::BtfTracepoint {
             name: "sched_process_fork".into(),
         },
+        None,
     )
 }
 
@@ -372,6 +374,7 @@ pub fn exit(_p: &Params) -> Result<Program, AsmError> {
         abi::Attach::BtfTracepoint {
             name: "sched_process_exit".into(),
         },
+        None,
     )
 }
 

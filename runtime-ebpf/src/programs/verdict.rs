@@ -30,6 +30,17 @@ fn word(w: usize) -> i16 {
     BITS + 8 * w as i16
 }
 
+/// How a refusal is carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enforce {
+    /// After the fact (syscall and scheduler tracepoints): `bpf_send_signal(SIGKILL)` for kill
+    /// and for deny (the loader accepts deny rules here only when told to kill instead).
+    Signal,
+    /// Before the operation (BPF LSM): deny and kill store `-EPERM` in the u64 stack slot
+    /// `ret` for the program to return; kill also sends SIGKILL.
+    Lsm { ret: i16 },
+}
+
 /// `list` (a callee-saved register) holds the index of the rule list to judge; r6 points at the
 /// scratch value (path buffer and header, `H_OPS` holding the operation's `OP_*` bits).
 /// `kind` is the event kind reported.
@@ -39,6 +50,7 @@ pub fn judge_and_act(
     list: Reg,
     kind: u32,
     out: Label,
+    enforce: Enforce,
 ) -> Result<(), AsmError> {
     let decided = a.label();
     a.jmp_imm(Cond::Eq, list, 0, out);
@@ -87,7 +99,17 @@ pub fn judge_and_act(
     count(a, abi::MAP_COUNTERS, Counter::Refused as u32, CKEY);
     a.ldx(Size::DW, R1, FP, BEST);
     a.jmp_imm(Cond::Lt, R1, Action::Deny as i32, emit);
-    a.comment("kill (this backend cannot deny: guard-run refuses deny rules here unless told to kill instead)");
+    match enforce {
+        Enforce::Signal => {
+            a.comment("kill (this backend cannot deny: guard-run refuses deny rules here unless told to kill instead)");
+        }
+        Enforce::Lsm { ret } => {
+            a.comment("deny and kill: the operation fails with EPERM; only kill signals");
+            a.st(Size::DW, FP, ret, -1);
+            a.ldx(Size::DW, R1, FP, BEST);
+            a.jmp_imm(Cond::Lt, R1, Action::Kill as i32, emit);
+        }
+    }
     a.mov_imm(R1, 9);
     a.call(Helper::SendSignal);
     a.jmp_imm(Cond::Eq, R0, 0, emit);
@@ -141,15 +163,15 @@ fn identity_words(a: &mut Asm, p: &Params) {
     a.bind(not_entered);
     a.bind(entry_done);
 
-    if p.n_cgroups > 0 {
-        a.comment("cgroup identities: the task's cgroup v2 id in the cgroup map");
+    if p.n_scopes > 0 {
+        a.comment("scope identities: the task's cgroup v2 id in the cgroup map");
         let none = a.label();
         a.call(Helper::GetCurrentCgroupId);
         a.stx(Size::DW, FP, CGROUP, R0);
         map_lookup(a, abi::MAP_CGROUPS, CGROUP);
         a.jmp_imm(Cond::Eq, R0, 0, none);
         a.ldx(Size::DW, R1, R0, 0);
-        a.stx(Size::DW, FP, word(abi::WORD_CGROUPS), R1);
+        a.stx(Size::DW, FP, word(abi::WORD_SCOPES), R1);
         a.bind(none);
     }
 
@@ -261,6 +283,8 @@ fn emit_event(a: &mut Asm, kind: u32, out: Label) {
     a.mov(R7, R0);
     a.call(Helper::KtimeGetBootNs);
     a.stx(Size::DW, R7, o(offset_of!(Event, boot_ns)), R0);
+    a.call(Helper::GetCurrentCgroupId);
+    a.stx(Size::DW, R7, o(offset_of!(Event, cgroup_id)), R0);
     a.st(Size::W, R7, o(offset_of!(Event, kind)), kind as i32);
     a.ldx(Size::DW, R1, FP, BEST);
     a.stx(Size::W, R7, o(offset_of!(Event, action)), R1);
@@ -283,6 +307,13 @@ fn emit_event(a: &mut Asm, kind: u32, out: Label) {
     a.ldx_field(Size::DW, R1, R8, field("task_struct", &["real_parent"]));
     a.ldx_field(Size::W, R1, R1, field("task_struct", &["tgid"]));
     a.stx(Size::W, R7, o(offset_of!(Event, ppid)), R1);
+    a.comment("the parent's name (proc.pname): it may exit before user space could ask");
+    a.ldx_field(Size::DW, R3, R8, field("task_struct", &["real_parent"]));
+    a.add_field(R3, field("task_struct", &["comm"]));
+    a.mov(R1, R7);
+    a.alu_imm(Alu::Add, R1, offset_of!(Event, pcomm) as i32);
+    a.mov_imm(R2, 16);
+    a.call(Helper::ProbeReadKernel);
     a.mov(R1, R7);
     a.alu_imm(Alu::Add, R1, offset_of!(Event, comm) as i32);
     a.mov_imm(R2, 16);
