@@ -1,8 +1,11 @@
 //! `guard-run load`: the foreground agent. Loads the policy, reports how it is enforced, and
-//! turns ring-buffer events into Falco-compatible alerts on stdout until SIGINT or SIGTERM.
+//! turns ring-buffer events into Falco-compatible alerts for its sinks until SIGINT or SIGTERM.
+//! Once a second it refreshes the node context, reads the kernel's counters and reports lost
+//! alerts.
 
-use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
@@ -11,13 +14,24 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::alert::{self, ContainerFields};
+use crate::alert::{self, ContainerFields, Priority};
 use crate::clock::BootClock;
+use crate::drops::{self, DropReporter};
 use crate::loader::{self, Options};
+use crate::metrics::{self, KernelCounters, Metrics};
 use crate::object::GuardObject;
+use crate::sinks::{SinkOptions, Sinks};
 use crate::users::UserNames;
 
-pub fn run_load(path: &Path, json: bool, opts: Options) -> Result<()> {
+/// The agent's own options (what the loader needs is in [`Options`]).
+#[derive(Clone, Debug, Default)]
+pub struct AgentOptions {
+    pub sinks: SinkOptions,
+    /// `ADDR:PORT` for the Prometheus endpoint.
+    pub metrics_addr: Option<String>,
+}
+
+pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<()> {
     let deny_as_kill = opts.deny_as_kill;
     let obj = GuardObject::open(path)?;
     let mut loaded = loader::load(&obj, &opts)?;
@@ -56,11 +70,25 @@ pub fn run_load(path: &Path, json: bool, opts: Options) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the event loop")?;
+    let metrics = Arc::new(Metrics::default());
+    let sinks = Sinks::new(&agent_opts.sinks, metrics.clone())?;
     let mut agent = Agent {
-        printer: Printer::new(json, obj.meta.rules.clone())?,
+        printer: Printer::new(obj.meta.rules.clone(), sinks, metrics.clone())?,
         loaded: &mut loaded,
+        metrics: metrics.clone(),
+        drops: DropReporter::default(),
     };
-    rt.block_on(event_loop(ring, &mut agent))?;
+    rt.block_on(async {
+        if let Some(addr) = &agent_opts.metrics_addr {
+            let listener = metrics::bind(addr).await?;
+            eprintln!("guard-run:   metrics at http://{addr}/metrics");
+            tokio::spawn(metrics::serve(listener, metrics.clone()));
+        }
+        event_loop(ring, &mut agent).await
+    })?;
+    agent.maintain();
+    let Agent { printer, .. } = agent;
+    printer.sinks.close();
     eprintln!(
         "guard-run: stopping; {} refusals, {} events dropped, {} kills failed, {} paths judged truncated",
         loaded.counter(Counter::Refused),
@@ -74,21 +102,25 @@ pub fn run_load(path: &Path, json: bool, opts: Options) -> Result<()> {
 }
 
 struct Printer {
-    json: bool,
     clock: BootClock,
-    hostname: String,
     users: UserNames,
     rules: Vec<guard_ebpf::abi::RuleMeta>,
+    sinks: Sinks,
+    metrics: Arc<Metrics>,
 }
 
 impl Printer {
-    fn new(json: bool, rules: Vec<guard_ebpf::abi::RuleMeta>) -> Result<Printer> {
+    fn new(
+        rules: Vec<guard_ebpf::abi::RuleMeta>,
+        sinks: Sinks,
+        metrics: Arc<Metrics>,
+    ) -> Result<Printer> {
         Ok(Printer {
-            json,
             clock: BootClock::now().context("cannot read the clocks")?,
-            hostname: alert::hostname(),
             users: UserNames::new(),
             rules,
+            sinks,
+            metrics,
         })
     }
 
@@ -114,19 +146,13 @@ impl Printer {
             &event,
             rule,
             epoch,
-            &self.hostname,
+            self.sinks.hostname(),
             |uid| users.name(uid).map(str::to_owned),
             &container,
         );
-        let line = if self.json {
-            rendered.json
-        } else {
-            rendered.text
-        };
-        let mut out = std::io::stdout().lock();
-        // Alerts are line-buffered for consumers that tail stdout.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        self.metrics
+            .count_alert(&rule.name, alert::action_word(&event));
+        self.sinks.emit(&rendered);
     }
 }
 
@@ -134,6 +160,8 @@ impl Printer {
 struct Agent<'a> {
     printer: Printer,
     loaded: &'a mut loader::Loaded,
+    metrics: Arc<Metrics>,
+    drops: DropReporter,
 }
 
 impl Agent<'_> {
@@ -143,11 +171,29 @@ impl Agent<'_> {
             .print(bytes, |cgroup| node.container_fields(cgroup));
     }
 
-    /// Once a second: containers that came and went, and the scopes' cgroups with them.
+    /// Once a second: containers that came and went, and the scopes' cgroups with them; the
+    /// kernel's counters; a report of lost alerts, if any (at most every 30 s).
     fn maintain(&mut self) {
         self.loaded.node.refresh();
         if let Err(e) = loader::sync_scopes(&mut self.loaded.ebpf, &self.loaded.node.view.bits) {
             eprintln!("guard-run: warning: cannot refresh the policy's scopes: {e:#}");
+        }
+        let l = &self.loaded;
+        self.metrics.set_kernel(KernelCounters {
+            opens: l.counter(Counter::Opens),
+            refused: l.counter(Counter::Refused),
+            ring_full: l.counter(Counter::EventsDropped),
+            kill_failed: l.counter(Counter::KillFailed),
+            paths_truncated: l.counter(Counter::PathTruncated),
+        });
+        if let Some((output, fields)) = self.drops.check(&self.metrics.drops(), Instant::now()) {
+            eprintln!("guard-run: WARNING: {output}");
+            let epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            self.printer
+                .sinks
+                .internal(drops::RULE, &output, &fields, Priority::Critical, epoch);
         }
     }
 }
@@ -157,6 +203,7 @@ async fn event_loop(ring: RingBuf<MapData>, agent: &mut Agent<'_>) -> Result<()>
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     // SAFETY: the RingBuf owns the map's file descriptor for as long as the AsyncFd lives.
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
@@ -166,6 +213,7 @@ async fn event_loop(ring: RingBuf<MapData>, agent: &mut Agent<'_>) -> Result<()>
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
             _ = tick.tick() => agent.maintain(),
+            _ = sighup.recv() => agent.printer.sinks.reopen(),
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
                 let ring = guard.get_inner_mut();

@@ -118,16 +118,9 @@ pub fn event_fields(
         _ => Value::Null,
     };
     let path = Value::from(lossy(event.path_bytes()));
-    let action = if event.flags & event_flags::KILL_FAILED != 0 {
-        Value::from("kill failed")
-    } else {
-        match Action::from_u32(event.action) {
-            Some(Action::Kill) => Value::from("killed"),
-            Some(Action::Deny) => Value::from("denied"),
-            Some(Action::Alert) => Value::from("alerted"),
-            Some(Action::Allow) => Value::from("allowed"),
-            None => Value::Null,
-        }
+    let action = match action_word(event) {
+        "" => Value::Null,
+        word => Value::from(word),
     };
     BTreeMap::from([
         ("evt.time", Value::from(epoch_ns)),
@@ -156,6 +149,20 @@ pub fn event_fields(
         ("rule.name", Value::from(rule.name.clone())),
         ("guard.action", action),
     ])
+}
+
+/// What guard did, as `guard.action` says it (empty for an action this agent does not know).
+pub fn action_word(event: &Event) -> &'static str {
+    if event.flags & event_flags::KILL_FAILED != 0 {
+        return "kill failed";
+    }
+    match Action::from_u32(event.action) {
+        Some(Action::Kill) => "killed",
+        Some(Action::Deny) => "denied",
+        Some(Action::Alert) => "alerted",
+        Some(Action::Allow) => "allowed",
+        None => "",
+    }
 }
 
 /// The command line as Falco shows it: arguments separated by spaces. The kernel side already

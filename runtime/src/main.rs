@@ -2,9 +2,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use guard_runtime::agent::AgentOptions;
 use guard_runtime::backend::Choice;
 use guard_runtime::containers::StateDirs;
 use guard_runtime::loader::Options;
+use guard_runtime::sinks::SinkOptions;
 
 #[derive(Parser)]
 #[command(
@@ -23,9 +25,21 @@ enum Command {
     Load {
         /// The object written by `guardc compile`.
         object: PathBuf,
-        /// Print alerts as Falco JSON, one object per line.
+        /// Print alerts as Falco JSON, one object per line (stdout and --output-file).
         #[arg(long)]
         json: bool,
+        /// Also append every alert to this file; SIGHUP reopens it (log rotation).
+        #[arg(long, value_name = "FILE")]
+        output_file: Option<PathBuf>,
+        /// Also POST every alert's Falco JSON to this URL (falcosidekick: http://HOST:2801/).
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
+        /// Alerts the webhook may hold while the receiver is slow; more are dropped and counted.
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        webhook_queue: usize,
+        /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<String>,
         /// On a kernel that cannot deny an open, enforce `deny` rules by killing.
         #[arg(long)]
         deny_as_kill: bool,
@@ -62,6 +76,10 @@ fn main() -> ExitCode {
         Command::Load {
             object,
             json,
+            output_file,
+            webhook,
+            webhook_queue,
+            metrics_addr,
             deny_as_kill,
             backend,
             containerd_state,
@@ -70,7 +88,15 @@ fn main() -> ExitCode {
             passwd,
         } => guard_runtime::agent::run_load(
             &object,
-            json,
+            AgentOptions {
+                sinks: SinkOptions {
+                    json,
+                    file: output_file,
+                    webhook,
+                    webhook_queue,
+                },
+                metrics_addr,
+            },
             Options {
                 deny_as_kill,
                 backend,

@@ -119,6 +119,14 @@ impl Agent {
         self.alerts()
     }
 
+    /// Sends `sig` to the agent (SIGHUP: reopen the alert file).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
     /// SIGTERM, then waits: the agent must detach and exit by itself.
     pub fn stop(mut self) -> io::Result<(ExitStatus, Vec<String>, Vec<String>)> {
         // SAFETY: kill has no memory-safety preconditions.

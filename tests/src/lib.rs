@@ -6,6 +6,8 @@
 //! Everything here touches the real kernel and needs root.
 
 pub mod agent;
+pub mod falco;
+pub mod http;
 pub mod scenario;
 
 use std::path::PathBuf;

@@ -569,10 +569,13 @@ fn build(cargo: &OsString, ws: &Workspace, opts: &Options) -> Result<Vec<Planned
                 name: format!("{name}@{b}"),
                 dir: dir.clone(),
                 exe: "/usr/bin/env".into(),
-                args: [format!("GUARD_BACKEND={b}"), exe.to_string_lossy().into_owned()]
-                    .into_iter()
-                    .chain(args)
-                    .collect(),
+                args: [
+                    format!("GUARD_BACKEND={b}"),
+                    exe.to_string_lossy().into_owned(),
+                ]
+                .into_iter()
+                .chain(args)
+                .collect(),
             },
         });
     }
