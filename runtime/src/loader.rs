@@ -35,6 +35,9 @@ pub struct Options {
     pub state_dirs: StateDirs,
     /// The node's user database, for `user("name")` subjects.
     pub passwd: PathBuf,
+    /// The host's cgroup v2 hierarchy, where the mount table does not lead to it (in a
+    /// container, `/sys/fs/cgroup` is the container's own cgroup namespace).
+    pub cgroup_root: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             backend: Choice::Auto,
             state_dirs: StateDirs::default(),
             passwd: "/etc/passwd".into(),
+            cgroup_root: None,
         }
     }
 }
@@ -118,7 +122,10 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         attach(&mut ebpf, p)?;
     }
     let seeded = seed_tasks(&mut ebpf, obj)?;
-    let root = crate::cgroups::cgroup2_root();
+    let root = opts
+        .cgroup_root
+        .clone()
+        .or_else(crate::cgroups::cgroup2_root);
     if root.is_none() && !obj.meta.scopes.is_empty() {
         bail!(
             "the policy's rules are scoped (cgroup, container, k8s_namespace or pod_label), and \
@@ -127,7 +134,7 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
     }
     let mut node = NodeContext::new(root, obj.meta.scopes.clone(), opts.state_dirs.clone());
     node.refresh();
-    report_scopes(&node);
+    report_scopes(&node, root_for_report(opts));
     sync_scopes(&mut ebpf, &node.view.bits)?;
     for p in enforcement {
         attach(&mut ebpf, p)?;
@@ -291,12 +298,18 @@ pub fn sync_scopes(ebpf: &mut Ebpf, bits: &HashMap<u64, u64>) -> Result<usize> {
 
 /// Says loudly which scopes hold no process yet: a typo in a namespace or a pod that is not
 /// scheduled here looks the same from the node, and the operator must hear about both.
-fn report_scopes(node: &NodeContext) {
+fn root_for_report(opts: &Options) -> Option<PathBuf> {
+    opts.cgroup_root
+        .clone()
+        .or_else(crate::cgroups::cgroup2_root)
+}
+
+fn report_scopes(node: &NodeContext, root: Option<PathBuf>) {
     let scopes = node.scopes();
     if scopes.is_empty() {
         return;
     }
-    if let Some(root) = crate::cgroups::cgroup2_root() {
+    if let Some(root) = root {
         for p in crate::scope::missing_cgroups(&root, scopes) {
             eprintln!(
                 "guard-run: WARNING: cgroup `{p}` does not exist (yet) under {}: no process is \

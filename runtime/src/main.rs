@@ -67,6 +67,10 @@ enum Command {
         /// The node's user database, for `user("name")` subjects.
         #[arg(long, value_name = "FILE", default_value = "/etc/passwd")]
         passwd: PathBuf,
+        /// The host's cgroup v2 hierarchy (default: the cgroup2 mount in the mount table; in a
+        /// container, mount the host's and name it here).
+        #[arg(long, value_name = "DIR")]
+        cgroup_root: Option<PathBuf>,
     },
 }
 
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
             crio_state,
             docker_state,
             passwd,
+            cgroup_root,
         } => guard_runtime::agent::run_load(
             &object,
             AgentOptions {
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
                     docker: docker_state,
                 },
                 passwd,
+                cgroup_root,
             },
         ),
     };
