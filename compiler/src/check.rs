@@ -35,7 +35,9 @@ use crate::span::{LineIndex, Span};
 use crate::syntax::ast;
 
 pub use imports::Modules;
+pub use names::BUILTIN_CONDITIONS;
 use names::{Arena, Def};
+pub use subject::FUNCTIONS;
 
 /// What checking one file produced.
 #[derive(Debug, Default)]

@@ -51,6 +51,17 @@ enum Command {
         #[command(flatten)]
         diagnostics: DiagnosticArgs,
     },
+    /// Run the language server for editors (Language Server Protocol on stdin and stdout):
+    /// `check`'s diagnostics as you type, hover, go to definition, completion, formatting.
+    Lsp {
+        /// Take `import`ed modules from DIR/NAME.grd instead of the standard library built into
+        /// guardc.
+        #[arg(long, value_name = "DIR")]
+        stdlib_dir: Option<PathBuf>,
+        /// Accepted for clients that always pass it; stdio is the only transport.
+        #[arg(long, hide = true)]
+        stdio: bool,
+    },
     /// Print policies in canonical layout (comments kept); refuses files with syntax errors.
     Fmt {
         #[arg(required = true)]
@@ -120,6 +131,7 @@ pub fn run(cli: Cli) -> i32 {
             }
             status
         }
+        Command::Lsp { stdlib_dir, .. } => crate::lsp::run(frontend::Options { stdlib_dir }),
         Command::Fmt {
             files,
             check,
@@ -291,7 +303,7 @@ fn compile(
 /// Why the back end failed, as a diagnostic: a policy the tables cannot express (or, for an
 /// internal error, what went wrong). Some limits, and internal errors, belong to no single
 /// place in the policy; the start of the file stands in.
-fn back_end_error(e: &CodegenError) -> Diagnostic {
+pub(crate) fn back_end_error(e: &CodegenError) -> Diagnostic {
     let span = match e {
         CodegenError::Lower(l) => l.span(),
         _ => None,
@@ -301,7 +313,7 @@ fn back_end_error(e: &CodegenError) -> Diagnostic {
 }
 
 /// A lowering warning as a diagnostic, rendered like the front end's.
-fn lower_warning(w: &LowerWarning) -> Diagnostic {
+pub(crate) fn lower_warning(w: &LowerWarning) -> Diagnostic {
     let mut d = Diagnostic::warning(w.code, w.message.clone(), w.span, w.label.clone());
     for (span, label) in &w.secondary {
         d = d.with_secondary(*span, label.clone());

@@ -48,6 +48,26 @@ fn shape(t: &DfaTable) -> DfaShape {
 }
 
 pub fn compile(policy: &checked::Policy, source_name: &str) -> Result<Compiled, CodegenError> {
+    compile_as(policy, source_name, Bodies::Policy)
+}
+
+/// What the programs of an object do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bodies {
+    /// What the policy says.
+    Policy,
+    /// Nothing: every program returns 0 at once. The same object otherwise (maps, tables,
+    /// metadata, attach points), so that `guard-run` loads and attaches it like the real one:
+    /// the benchmarks' floor, the cost of the hooks themselves.
+    Empty,
+}
+
+/// [`compile`], with the programs' bodies chosen.
+pub fn compile_as(
+    policy: &checked::Policy,
+    source_name: &str,
+    bodies: Bodies,
+) -> Result<Compiled, CodegenError> {
     let lowered = lower::lower(policy)?;
     let params = Params {
         path_dfa: shape(&lowered.path_dfa),
@@ -94,12 +114,22 @@ pub fn compile(policy: &checked::Policy, source_name: &str) -> Result<Compiled, 
         license: abi::LICENSE.to_string(),
         programs: programs
             .iter()
-            .map(|p| ProgramObject {
-                name: p.code.name.clone(),
-                section: p.section.clone(),
-                code: p.code.code.clone(),
-                map_relocs: p.code.map_relocs.clone(),
-                core_relocs: p.code.core_relocs.clone(),
+            .map(|p| match bodies {
+                Bodies::Policy => ProgramObject {
+                    name: p.code.name.clone(),
+                    section: p.section.clone(),
+                    code: p.code.code.clone(),
+                    map_relocs: p.code.map_relocs.clone(),
+                    core_relocs: p.code.core_relocs.clone(),
+                },
+                Bodies::Empty => ProgramObject {
+                    name: p.code.name.clone(),
+                    section: p.section.clone(),
+                    // r0 = 0; exit
+                    code: [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0].to_vec(),
+                    map_relocs: Vec::new(),
+                    core_relocs: Vec::new(),
+                },
             })
             .collect(),
         maps: programs::maps(),

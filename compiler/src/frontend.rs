@@ -139,6 +139,18 @@ pub fn stdlib_modules() -> Vec<&'static str> {
     embedded::STDLIB.iter().map(|(name, _)| *name).collect()
 }
 
+/// The modules `import` can name with these options, sorted: the embedded standard library's,
+/// or those of [`Options::stdlib_dir`].
+pub fn module_names(options: &Options) -> Vec<String> {
+    Stdlib::new(options).names()
+}
+
+/// The module `import "NAME"` loads with these options, as the checker gets it (named as in
+/// messages, e.g. `stdlib/k8s.grd`): `Ok(None)` if there is none, `Err` if it cannot be read.
+pub fn module_source(name: &str, options: &Options) -> Result<Option<SourceFile>, String> {
+    Stdlib::new(options).load(name)
+}
+
 /// In display order (see [`diag::sort`]); syntax and check errors interleave.
 fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diag::sort(&mut diagnostics);

@@ -2,7 +2,7 @@
 //!
 //! Front end: [`frontend::check_source`] turns policy text into a
 //! [`checked::Policy`] or a list of [`diag::Diagnostic`]s; [`fmt`] prints
-//! a file in canonical layout.
+//! a file in canonical layout; [`lsp`] serves all of it to editors.
 
 pub mod check;
 pub mod checked;
@@ -13,5 +13,6 @@ pub mod diag;
 pub mod fmt;
 pub mod frontend;
 pub mod lower;
+pub mod lsp;
 pub mod span;
 pub mod syntax;

@@ -6,6 +6,7 @@
 //! Everything here touches the real kernel and needs root.
 
 pub mod agent;
+pub mod bench;
 pub mod falco;
 pub mod http;
 pub mod scenario;

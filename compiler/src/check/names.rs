@@ -17,7 +17,7 @@ use crate::syntax::ast;
 
 /// Built-in conditions written as a bare name; no definition may take
 /// these names.
-pub(super) const BUILTIN_CONDITIONS: [&str; 3] = ["tty", "entered", "nobody"];
+pub const BUILTIN_CONDITIONS: [&str; 3] = ["tty", "entered", "nobody"];
 
 #[derive(Default)]
 pub(super) struct Arena {

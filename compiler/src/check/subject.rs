@@ -13,7 +13,7 @@ use crate::span::Span;
 use crate::syntax::ast;
 
 /// The functions a condition may call.
-const FUNCTIONS: [&str; 11] = [
+pub const FUNCTIONS: [&str; 11] = [
     "ancestor",
     "image",
     "cmdline",
