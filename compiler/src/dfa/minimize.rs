@@ -13,7 +13,10 @@
 //! either no transition or transitions into the same block. It is the
 //! language equivalence provided no state other than 0 is equivalent to the
 //! dead state — true for subset construction over this NFA, where every NFA
-//! state can reach an accepting one (checked by the minimality tests).
+//! state can reach an accepting one (checked by the minimality tests), and
+//! for products of minimal DFAs (see [`super::compose`]).
+
+use super::subset::RawDfa;
 
 /// A refinable partition of `0..n`.
 struct Partition {
@@ -204,6 +207,77 @@ pub(crate) fn minimize(k: usize, trans: &[u32], label: &[u32]) -> Vec<u32> {
         }
     }
     blocks.set
+}
+
+/// A minimal DFA over the classes it was built on (`trans[state * k +
+/// class]`): state 0 is dead, `start` is 1 (0 when the language is empty),
+/// and the other states are numbered breadth first from the start, classes
+/// in ascending order. That numbering depends only on the language (with its
+/// tags) and the classes, not on how the DFA was obtained: a minimal DFA is
+/// unique up to renaming, and the breadth-first walk fixes the names.
+pub(crate) struct Machine {
+    pub k: usize,
+    pub trans: Vec<u32>,
+    /// Interned accept tag set per state.
+    pub accept: Vec<u32>,
+    pub start: u32,
+}
+
+impl Machine {
+    pub fn n_states(&self) -> usize {
+        self.accept.len()
+    }
+}
+
+/// The minimal DFA equivalent to `raw`, numbered as [`Machine`] says.
+/// `raw` must have no live state equivalent to its dead state 0 (see the
+/// module documentation).
+pub(crate) fn minimal(raw: &RawDfa) -> Machine {
+    let k = raw.n_classes;
+    let block = minimize(k, &raw.trans, &raw.accept);
+    let n_blocks = block.iter().map(|&b| b as usize + 1).max().unwrap_or(1);
+    let mut new_id = vec![u32::MAX; n_blocks];
+    let mut rep: Vec<u32> = vec![0]; // a raw state of each new state
+    new_id[block[0] as usize] = 0;
+    let start_block = block[raw.start as usize] as usize;
+    if new_id[start_block] == 0 {
+        return Machine {
+            k,
+            trans: vec![0; k],
+            accept: vec![0],
+            start: 0,
+        };
+    }
+    new_id[start_block] = 1;
+    rep.push(raw.start);
+    let mut i = 1;
+    while i < rep.len() {
+        let row = rep[i] as usize * k;
+        for &t in &raw.trans[row..row + k] {
+            let b = block[t as usize] as usize;
+            if new_id[b] == u32::MAX {
+                new_id[b] = rep.len() as u32;
+                rep.push(t);
+            }
+        }
+        i += 1;
+    }
+    let trans = rep
+        .iter()
+        .flat_map(|&r| {
+            let row = r as usize * k;
+            raw.trans[row..row + k]
+                .iter()
+                .map(|&t| new_id[block[t as usize] as usize])
+        })
+        .collect();
+    let accept = rep.iter().map(|&r| raw.accept[r as usize]).collect();
+    Machine {
+        k,
+        trans,
+        accept,
+        start: 1,
+    }
 }
 
 #[cfg(test)]

@@ -5,17 +5,21 @@
 //! → byte classes of the
 //! NFA's edge sets → subset construction over those classes → Hopcroft
 //! minimisation (states start partitioned by accept tag set) → renumbering
-//! (dead = 0, start = 1, the rest in breadth-first order over classes) →
+//! (dead = 0, start = 1, the rest in breadth-first order over classes); when
+//! the subset construction blows up, the same for each half of the patterns
+//! and a product of the two (see `compose.rs`), which gives the same DFA →
 //! merging byte classes whose columns are identical → per-state "possible"
 //! tag sets (tags accepted by some state reachable from it, itself included).
 //! The output depends only on the input: same patterns, same table bytes.
 //!
 //! Glob syntax: see [`glob`]. Tags must be `< 65536`; the minimised DFA may
-//! have at most [`MAX_STATES`] states, the unminimised one at most
+//! have at most [`MAX_STATES`] states, each unminimised one (the subset
+//! construction's, or each piece and product of `compose.rs`) at most
 //! 2^20 states (and 2^24 class transitions) — beyond either, [`build`]
 //! returns an error instead of allocating without bound. The transition
 //! limit also bounds the packed table: at most 2^24 u32 transitions, 64 MiB.
 
+mod compose;
 pub mod glob;
 mod minimize;
 mod nfa;
@@ -81,7 +85,9 @@ pub struct Dfa {
     accept: Vec<u32>,
     possible: Vec<u32>,
     sets: SetInterner,
-    /// States of the DFA from subset construction, the dead state included.
+    /// States of the largest unminimised DFA built (the one from subset
+    /// construction, or the largest piece or product when built by halves),
+    /// the dead state included.
     pub states_before_min: usize,
 }
 
@@ -203,7 +209,18 @@ pub(crate) fn build_limited(
     reversed: bool,
     max_states: usize,
 ) -> Result<Dfa, DfaError> {
-    let mut builder = nfa::Builder::new(reversed);
+    build_with(patterns, reversed, max_states, compose::Strategy::Auto)
+}
+
+/// [`build_limited`] the way `strategy` says; every strategy gives the same
+/// DFA, unless one stops at a limit.
+pub(crate) fn build_with(
+    patterns: &[PatternSpec],
+    reversed: bool,
+    max_states: usize,
+    strategy: compose::Strategy,
+) -> Result<Dfa, DfaError> {
+    let mut parsed: Vec<compose::Pattern> = Vec::with_capacity(patterns.len());
     for (index, p) in patterns.iter().enumerate() {
         if p.tag >= MAX_TAG {
             return Err(DfaError::TagOutOfRange { index, tag: p.tag });
@@ -213,24 +230,16 @@ pub(crate) fn build_limited(
             text: p.text.to_owned(),
             error,
         })?;
-        builder.add(&items, p.tag);
+        parsed.push((items, p.tag));
     }
-    let nfa = builder.finish();
+    let nfa = compose::nfa_of(&parsed, reversed);
     let classes = nfa::classes(&nfa.sets);
     let mut sets = SetInterner::default();
-    let raw = subset::determinize(&nfa, &classes, &mut sets)
+    let built = compose::build(&parsed, reversed, nfa, &classes, strategy, &mut sets)
         .map_err(|states| DfaError::Blowup { states })?;
-    drop(nfa);
-    let k = raw.n_classes;
-    let block = minimize::minimize(k, &raw.trans, &raw.accept);
-
-    // Renumber blocks: dead first, start second, then breadth first.
-    let n_blocks = block.iter().map(|&b| b as usize + 1).max().unwrap_or(1);
-    let mut new_id = vec![u32::MAX; n_blocks];
-    let mut rep: Vec<u32> = vec![0]; // a raw state of each new state
-    new_id[block[0] as usize] = DEAD;
-    let start_block = block[raw.start as usize] as usize;
-    if new_id[start_block] == DEAD {
+    let states_before_min = built.largest_raw;
+    let machine = built.machine;
+    if machine.start == DEAD {
         // Empty language: a start state that goes nowhere.
         return Ok(Dfa {
             n_classes: 1,
@@ -239,40 +248,19 @@ pub(crate) fn build_limited(
             accept: vec![0; 2],
             possible: vec![0; 2],
             sets,
-            states_before_min: raw.n_states,
+            states_before_min,
         });
     }
-    new_id[start_block] = START;
-    rep.push(raw.start);
-    let mut i = 1;
-    while i < rep.len() {
-        let row = rep[i] as usize * k;
-        for &t in &raw.trans[row..row + k] {
-            let b = block[t as usize] as usize;
-            if new_id[b] == u32::MAX {
-                new_id[b] = rep.len() as u32;
-                rep.push(t);
-            }
-        }
-        i += 1;
-    }
-    let n = rep.len();
+    let n = machine.n_states();
     if n > max_states {
         return Err(DfaError::TooManyStates {
             states: n,
             max: max_states,
         });
     }
-    let trans_k: Vec<u32> = rep
-        .iter()
-        .flat_map(|&r| {
-            let row = r as usize * k;
-            raw.trans[row..row + k]
-                .iter()
-                .map(|&t| new_id[block[t as usize] as usize])
-        })
-        .collect();
-    let accept: Vec<u32> = rep.iter().map(|&r| raw.accept[r as usize]).collect();
+    let k = machine.k;
+    let trans_k = machine.trans;
+    let accept = machine.accept;
 
     // Merge classes with identical columns; number them by smallest byte.
     let tk = &trans_k;
@@ -312,7 +300,7 @@ pub(crate) fn build_limited(
         accept,
         possible,
         sets,
-        states_before_min: raw.n_states,
+        states_before_min,
     })
 }
 

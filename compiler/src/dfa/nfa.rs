@@ -242,22 +242,41 @@ pub(crate) fn classes(sets: &[ByteSet]) -> Classes {
         }
         n_classes = next as usize;
     }
-    let of_set = sets
-        .iter()
-        .map(|set| {
-            let mut cs: Vec<u32> = (0..=255u8)
-                .filter(|&b| contains(set, b))
-                .map(|b| class_of[usize::from(b)])
-                .collect();
-            cs.dedup();
-            cs.sort_unstable();
-            cs.dedup();
-            cs
-        })
-        .collect();
-    Classes {
+    let mut classes = Classes {
         class_of,
         n_classes,
-        of_set,
+        of_set: Vec::new(),
+    };
+    classes.of_set = classes.split(sets);
+    classes
+}
+
+impl Classes {
+    /// For each of `sets`, the classes it contains (ascending). Each set must
+    /// be a union of classes: one of the sets the partition was made from,
+    /// as the edge sets of an NFA over some of the same patterns are.
+    pub fn split(&self, sets: &[ByteSet]) -> Vec<Vec<u32>> {
+        sets.iter()
+            .map(|set| {
+                let mut cs: Vec<u32> = (0..=255u8)
+                    .filter(|&b| contains(set, b))
+                    .map(|b| self.class_of[usize::from(b)])
+                    .collect();
+                cs.dedup();
+                cs.sort_unstable();
+                cs.dedup();
+                cs
+            })
+            .collect()
+    }
+
+    /// The same partition, with `of_set` for the edge sets of `nfa`
+    /// (see [`Classes::split`]).
+    pub fn for_nfa(&self, nfa: &Nfa) -> Classes {
+        Classes {
+            class_of: self.class_of,
+            n_classes: self.n_classes,
+            of_set: self.split(&nfa.sets),
+        }
     }
 }

@@ -56,12 +56,16 @@ impl Closure {
     }
 }
 
-/// Returns `Err(states_so_far)` when a limit is exceeded.
+/// Returns `Err(states_so_far)` when the DFA gets more than `max_states`
+/// states (at most [`MAX_RAW_STATES`] counts) or more than
+/// [`MAX_RAW_TRANSITIONS`] transitions.
 pub(crate) fn determinize(
     nfa: &Nfa,
     classes: &Classes,
     tag_sets: &mut SetInterner,
+    max_states: usize,
 ) -> Result<RawDfa, usize> {
+    let max_states = max_states.min(MAX_RAW_STATES);
     let k = classes.n_classes;
     let mut closure = Closure {
         mark: vec![0; nfa.n_states()],
@@ -146,7 +150,7 @@ pub(crate) fn determinize(
         for c in touched.drain(..) {
             buckets[c as usize].clear();
         }
-        if pending.len() > MAX_RAW_STATES || pending.len().saturating_mul(k) > MAX_RAW_TRANSITIONS {
+        if pending.len() > max_states || pending.len().saturating_mul(k) > MAX_RAW_TRANSITIONS {
             return Err(pending.len());
         }
         i += 1;

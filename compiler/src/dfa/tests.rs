@@ -2,6 +2,8 @@ use guard_ebpf::dfa_table::DfaTable;
 
 use super::*;
 
+mod compose;
+
 /// xorshift64*: deterministic, no crates.
 struct Rng(u64);
 
