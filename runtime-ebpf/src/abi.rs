@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
@@ -29,8 +29,14 @@ pub const MAP_EVENTS: &str = "GUARD_EVENTS";
 pub const MAP_OPEN_SCRATCH: &str = "GUARD_OSCRATCH";
 /// Per-CPU scratch space for the exec program (command-line buffer).
 pub const MAP_EXEC_SCRATCH: &str = "GUARD_XSCRATCH";
+/// Per-CPU scratch space for the LSM backend's exec check (its own: it must not share a buffer
+/// with the open check or the tracking programs, whatever runs between them on the CPU).
+pub const MAP_BPRM_SCRATCH: &str = "GUARD_BSCRATCH";
 /// Per-CPU counters, indexed by [`Counter`].
 pub const MAP_COUNTERS: &str = "GUARD_COUNTERS";
+/// [`ExecArgs`] of the execs in progress, keyed by the kernel thread id of the thread that
+/// called `execve`: written when the system call starts, read by the LSM backend's exec check.
+pub const MAP_EXEC_ARGS: &str = "GUARD_EXECARGS";
 
 /// Read-only data sections (each becomes a frozen one-entry array map).
 pub const RODATA_PATH_DFA: &str = ".rodata.pdfa";
@@ -72,6 +78,51 @@ pub struct TaskInfo {
     pub img_pid1: u64,
     /// Executable identities (`exe(…)` patterns) its executable matched at exec.
     pub exe_ids: u64,
+}
+
+/// An exec in progress, as the LSM backend sees it before the new program exists: the command
+/// line the new image will start with and the identity it will give the task.
+///
+/// The LSM backend decides an exec in `bprm_check_security`, before the new image is set up,
+/// so it cannot read the new command line from the new image as the tracking program does
+/// after the exec. The `execve`/`execveat` tracepoints copy the caller's `argv` instead (the
+/// same bytes the kernel is about to copy into the new image) and compute the identity from
+/// them with the tracking program's own code; the exec check then reads this record.
+///
+/// INVARIANT: `cmdline` then `info` start the record, so the record is also the tail of the
+/// exec scratch values (the programs share the instruction sequences that fill it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecArgs {
+    /// The arguments, each with its terminating NUL, back to back: what the kernel lays out
+    /// between `mm->arg_start` and `mm->arg_end` of the new image.
+    pub cmdline: [u8; CMDLINE_MAX],
+    /// The identity the task will have once the new program runs (`exe_ids`: the executable
+    /// the last exec check walked).
+    pub info: TaskInfo,
+    /// Bytes of `cmdline` in use (at most [`CMDLINE_MAX`]; the whole command line is longer
+    /// when `info.flags` has [`task_flags::CMDLINE_TRUNCATED`]).
+    pub cmdline_len: u64,
+    /// Number of arguments (`bprm->argc` must agree).
+    pub argc: u64,
+    /// [`exec_flags`] bits.
+    pub flags: u64,
+    /// `bprm_check_security` calls seen for this exec (one per file the kernel runs: a script,
+    /// then its interpreter).
+    pub checks: u64,
+    /// The `struct file` the last exec check judged (compared by address after the exec).
+    pub judged_file: u64,
+    /// The process name after the exec (`comm`), NUL-padded.
+    pub name: [u8; 16],
+}
+
+pub mod exec_flags {
+    /// The exec check could not tell the new image's identity; the exec is judged after it
+    /// happened, by the tracking program, as on the tracepoint backend.
+    pub const DEFER: u64 = 1 << 0;
+    /// The last exec check saw a `#!` script and rewrote the command line as the kernel will
+    /// for its interpreter; the next check is that interpreter's.
+    pub const SCRIPT: u64 = 1 << 1;
 }
 
 pub mod task_flags {
@@ -309,6 +360,9 @@ pub enum Counter {
     KillFailed = 3,
     /// Paths cut short by the walk bound (judged fail-closed).
     PathTruncated = 4,
+    /// Execs the LSM backend could only judge after they happened: their new identity was not
+    /// known in advance (a `binfmt_misc` handler, a command line changed during the exec).
+    ExecJudgedAfter = 5,
 }
 pub const N_COUNTERS: u32 = 8;
 
@@ -460,6 +514,8 @@ mod tests {
         assert_eq!(core::mem::size_of::<TaskInfo>(), 64);
         assert_eq!(core::mem::size_of::<Term>(), 144);
         assert_eq!(core::mem::size_of::<RuleEntry>(), 592);
+        assert_eq!(core::mem::size_of::<ExecArgs>(), 376);
+        assert_eq!(core::mem::offset_of!(ExecArgs, info), CMDLINE_MAX);
         assert_eq!(core::mem::offset_of!(Event, path) % 8, 0);
         assert_eq!(core::mem::size_of::<Event>() % 8, 0);
     }

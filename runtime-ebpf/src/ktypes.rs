@@ -27,6 +27,7 @@ pub enum KInt {
     UInt,
     ULong,
     UChar,
+    Char,
 }
 
 impl KInt {
@@ -36,6 +37,7 @@ impl KInt {
             KInt::UInt => "unsigned int",
             KInt::ULong => "unsigned long",
             KInt::UChar => "unsigned char",
+            KInt::Char => "char",
         }
     }
 
@@ -43,7 +45,7 @@ impl KInt {
         match self {
             KInt::Int | KInt::UInt => 4,
             KInt::ULong => 8,
-            KInt::UChar => 1,
+            KInt::UChar | KInt::Char => 1,
         }
     }
 
@@ -111,6 +113,7 @@ const P_FILE: KType = KType::Ptr(&KType::Struct("file"));
 const P_SIGNAL: KType = KType::Ptr(&KType::Struct("signal_struct"));
 const P_TTY: KType = KType::Ptr(&KType::Struct("tty_struct"));
 const P_CONST_UCHAR: KType = KType::Ptr(&KType::Const(&KType::Int(KInt::UChar)));
+const P_CONST_CHAR: KType = KType::Ptr(&KType::Const(&KType::Int(KInt::Char)));
 const INT: KType = KType::Int(KInt::Int);
 const UINT: KType = KType::Int(KInt::UInt);
 const ULONG: KType = KType::Int(KInt::ULong);
@@ -120,7 +123,7 @@ const ULONG: KType = KType::Int(KInt::ULong);
 static STRUCTS: &[KStruct] = &[
     KStruct {
         name: "task_struct",
-        size: 72,
+        size: 80,
         members: &[
             m("pid", INT, 0),
             m("tgid", INT, 4),
@@ -132,6 +135,9 @@ static STRUCTS: &[KStruct] = &[
             m("signal", P_SIGNAL, 48),
             // `char comm[16]`: the parent's name for alerts (`proc.pname`).
             m("comm", KType::Array(&KType::Int(KInt::UChar), 16), 56),
+            // The thread group's leader: after an exec the exec'ing thread is the leader
+            // (`de_thread`), so the exec check asks the leader what the task will be.
+            m("group_leader", P_TASK, 72),
         ],
     },
     KStruct {
@@ -147,9 +153,21 @@ static STRUCTS: &[KStruct] = &[
         members: &[m("tty", P_TTY, 0)],
     },
     KStruct {
+        // The exec in progress. `file` is the file the current `bprm_check_security` call is
+        // about (a script, then its interpreter); `filename` the name the exec was asked for
+        // (the process name is its last component); `interp` the name the next argv[0]
+        // replacement comes from (`filename` until a script's interpreter takes over); `buf` the
+        // first bytes of `file` (`#!` and the interpreter line of a script); `argc` the
+        // number of arguments the new image gets.
         name: "linux_binprm",
-        size: 8,
-        members: &[m("file", P_FILE, 0)],
+        size: 288,
+        members: &[
+            m("file", P_FILE, 0),
+            m("argc", INT, 8),
+            m("filename", P_CONST_CHAR, 16),
+            m("interp", P_CONST_CHAR, 24),
+            m("buf", KType::Array(&KType::Int(KInt::Char), 256), 32),
+        ],
     },
     KStruct {
         name: "mm_struct",

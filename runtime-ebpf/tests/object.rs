@@ -456,7 +456,8 @@ const FIELDS: &str = "
     qstr.name vfsmount.mnt_root mount.mnt_parent mount.mnt_mountpoint mount.mnt
     mount.mnt.mnt_root fs_struct.root fs_struct.root.mnt fs_struct.root.dentry pid.level
     pid.numbers pid.numbers.0.nr upid.nr task_struct.signal signal_struct.tty tty_struct.index
-    linux_binprm.file file.f_mode task_struct.comm";
+    linux_binprm.file file.f_mode task_struct.comm task_struct.group_leader linux_binprm.argc
+    linux_binprm.filename linux_binprm.interp linux_binprm.buf";
 
 /// FIELDS as (root, path): the root is `'static` because CoreReloc wants it.
 fn fields() -> Vec<(&'static str, Vec<&'static str>)> {

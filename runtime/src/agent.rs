@@ -90,11 +90,12 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     let Agent { printer, .. } = agent;
     printer.sinks.close();
     eprintln!(
-        "guard-run: stopping; {} refusals, {} events dropped, {} kills failed, {} paths judged truncated",
+        "guard-run: stopping; {} refusals, {} events dropped, {} kills failed, {} paths judged truncated, {} execs judged after the fact",
         loaded.counter(Counter::Refused),
         loaded.counter(Counter::EventsDropped),
         loaded.counter(Counter::KillFailed),
         loaded.counter(Counter::PathTruncated),
+        loaded.counter(Counter::ExecJudgedAfter),
     );
     // Dropping `loaded` detaches every program and frees the maps.
     drop(loaded);

@@ -1,10 +1,10 @@
 //! Which enforcement backend a kernel gets, and what each rule's action becomes on it.
 //!
 //! One object carries the programs of both backends. The BPF LSM backend decides before the
-//! operation (deny makes it fail with EPERM; kill also sends SIGKILL) and sees every path into
-//! the kernel, io_uring included; it needs a kernel booted with `bpf` in its `lsm=` list. The
-//! tracepoint backend works on any kernel with BTF but acts after the open returned: it can
-//! kill, not deny. `guard-run` never downgrades silently: a rule the chosen backend cannot
+//! operation (deny makes the open or the `execve` fail with EPERM; kill also sends SIGKILL) and
+//! sees every path into the kernel, io_uring included; it needs a kernel booted with `bpf` in
+//! its `lsm=` list. The tracepoint backend works on any kernel with BTF but acts after the open
+//! returned, or once the new program is set up: it can kill, not deny. `guard-run` never downgrades silently: a rule the chosen backend cannot
 //! enforce as written refuses the load unless the operator accepts killing instead.
 
 use anyhow::{Result, bail};
@@ -42,11 +42,11 @@ pub fn describe(b: Backend) -> &'static str {
     }
 }
 
-/// Whether `backend` can do what `rule` says. Exec rules are judged when the new program is
-/// set up (after the point where an exec can still fail) on both backends, so they can kill
-/// but not deny; the tracepoint backend cannot deny opens either.
+/// Whether `backend` can do what `rule` says: the tracepoint backend cannot deny (it acts
+/// after the open returned, or once the new program is set up, when an exec can no longer
+/// fail); the LSM backend decides opens and execs before they happen.
 fn can_enforce(rule: &RuleMeta, backend: Backend) -> bool {
-    rule.action != Action::Deny || (backend == Backend::Lsm && rule.operation != "exec")
+    rule.action != Action::Deny || backend == Backend::Lsm
 }
 
 /// What `rule` does on `backend`, for the load report.
@@ -56,10 +56,12 @@ pub fn effective(rule: &RuleMeta, backend: Backend, deny_as_kill: bool) -> Strin
         (Action::Deny, _) if !can_enforce(rule, backend) && deny_as_kill => {
             "kill (deny enforced by killing: --deny-as-kill)".into()
         }
-        (Action::Deny, Backend::Lsm) => "deny (the open fails with EPERM)".into(),
-        (Action::Kill, Backend::Lsm) if !exec => {
-            "kill (SIGKILL, and the open fails with EPERM)".into()
+        (Action::Deny, Backend::Lsm) if exec => {
+            "deny (execve fails with EPERM; the program never starts)".into()
         }
+        (Action::Deny, Backend::Lsm) => "deny (the open fails with EPERM)".into(),
+        (Action::Kill, Backend::Lsm) if exec => "kill (SIGKILL, and execve fails)".into(),
+        (Action::Kill, Backend::Lsm) => "kill (SIGKILL, and the open fails with EPERM)".into(),
         (Action::Kill, _) if exec => "kill (SIGKILL before the program's first instruction)".into(),
         (Action::Kill, _) => "kill (SIGKILL when the open returns)".into(),
         (a, _) => a.as_str().into(),
@@ -77,19 +79,11 @@ pub fn check_enforceable(rules: &[RuleMeta], backend: Backend, deny_as_kill: boo
     if cannot.is_empty() || deny_as_kill {
         return Ok(());
     }
-    let (why, fix) = match backend {
-        Backend::Tracepoint => (
-            "this kernel offers only the tracepoint backend, which cannot make an open fail",
-            "Boot with `lsm=...,bpf` for deny, or pass --deny-as-kill to enforce these rules \
-             by killing",
-        ),
-        Backend::Lsm => (
-            "exec rules are judged once the new program is set up, when an exec can no longer \
-             fail",
-            "Write `kill` (the program dies before its first instruction), or pass \
-             --deny-as-kill",
-        ),
-    };
+    // Only the tracepoint backend cannot deny.
+    let why = "this kernel offers only the tracepoint backend, which cannot make an open fail, \
+               nor an execve";
+    let fix = "Boot with `lsm=...,bpf` for deny, or pass --deny-as-kill to enforce these rules \
+               by killing";
     bail!(
         "the policy has deny rules ({}) and {why} (backend {}); refusing to load rather than \
          enforce less than the policy says. {fix}",
@@ -118,7 +112,7 @@ mod tests {
     }
 
     #[test]
-    fn deny_needs_the_lsm_backend_and_an_open() {
+    fn deny_needs_the_lsm_backend() {
         let deny_read = [rule("read", Action::Deny)];
         let deny_exec = [rule("exec", Action::Deny)];
         let kill = [rule("read", Action::Kill), rule("exec", Action::Kill)];
@@ -127,7 +121,10 @@ mod tests {
         assert!(err.to_string().contains("--deny-as-kill"), "{err}");
         assert!(err.to_string().contains("`r` (line 3)"), "{err}");
         assert!(check_enforceable(&deny_read, Backend::Tracepoint, true).is_ok());
-        assert!(check_enforceable(&deny_exec, Backend::Lsm, false).is_err());
+        assert!(check_enforceable(&deny_exec, Backend::Lsm, false).is_ok());
+        let err = check_enforceable(&deny_exec, Backend::Tracepoint, false).unwrap_err();
+        assert!(err.to_string().contains("execve"), "{err}");
+        assert!(check_enforceable(&deny_exec, Backend::Tracepoint, true).is_ok());
         for b in [Backend::Lsm, Backend::Tracepoint] {
             assert!(check_enforceable(&kill, b, false).is_ok());
         }
@@ -135,6 +132,19 @@ mod tests {
             effective(&deny_read[0], Backend::Lsm, false),
             "deny (the open fails with EPERM)"
         );
+        assert_eq!(
+            effective(&deny_exec[0], Backend::Lsm, false),
+            "deny (execve fails with EPERM; the program never starts)"
+        );
+        assert_eq!(
+            effective(&kill[1], Backend::Lsm, false),
+            "kill (SIGKILL, and execve fails)"
+        );
+        assert_eq!(
+            effective(&kill[1], Backend::Tracepoint, false),
+            "kill (SIGKILL before the program's first instruction)"
+        );
         assert!(effective(&deny_read[0], Backend::Tracepoint, true).contains("--deny-as-kill"));
+        assert!(effective(&deny_exec[0], Backend::Tracepoint, true).contains("--deny-as-kill"));
     }
 }

@@ -179,16 +179,6 @@ pub fn table_size(shape: DfaShape) -> usize {
     dfa_layout(shape).len
 }
 
-/// Zeroes `len` bytes of stack from `start` (both multiples of 8). The verifier refuses reads
-/// of uninitialised stack, and a value handed to a map update is read whole.
-pub fn zero_stack(a: &mut Asm, start: i16, len: i16) {
-    let mut off = start;
-    while off < start + len {
-        a.st(Size::DW, FP, off, 0);
-        off += 8;
-    }
-}
-
 /// `dst = tid of current` (the low half of `bpf_get_current_pid_tgid`). Uses r0.
 pub fn current_tid(a: &mut Asm, dst_slot: i16) {
     a.call(Helper::GetCurrentPidTgid);

@@ -5,7 +5,10 @@
 //! prove every table access in bounds.
 
 mod common;
+mod exec_check;
+mod identity;
 mod open;
+mod shebang;
 mod tracking;
 mod verdict;
 mod walk;
@@ -77,13 +80,15 @@ impl Program {
     }
 }
 
-/// Size of the exec program's per-CPU scratch value: the walk's header and path buffer, then
-/// the command-line buffer.
-pub const EXEC_SCRATCH_SIZE: u32 = walk::SCRATCH_SIZE
-    + crate::abi::CMDLINE_MAX as u32
-    + core::mem::size_of::<crate::abi::TaskInfo>() as u32;
+/// Size of the per-CPU scratch value of the exec tracking program and of the `execve`
+/// tracepoints: the walk's header and path buffer, then the exec record being computed.
+pub const EXEC_SCRATCH_SIZE: u32 = walk::SCRATCH_SIZE + identity::ARGS_ROOM;
 
-/// Every program of an object: identity tracking, and each backend's open check.
+/// Size of the LSM exec check's per-CPU scratch value.
+pub const BPRM_SCRATCH_SIZE: u32 = shebang::SCRATCH_SIZE;
+
+/// Every program of an object: identity tracking, each backend's open check, and the LSM
+/// backend's exec check (the `execve` tracepoints that prepare it, then the check itself).
 pub fn programs(p: &Params) -> Result<Vec<Program>, AsmError> {
     Ok(vec![
         tracking::exec(p)?,
@@ -91,6 +96,9 @@ pub fn programs(p: &Params) -> Result<Vec<Program>, AsmError> {
         tracking::exit(p)?,
         open::program(p)?,
         open::lsm_program(p)?,
+        exec_check::argv_program(p, "execve", 1)?,
+        exec_check::argv_program(p, "execveat", 2)?,
+        exec_check::lsm_program(p)?,
     ])
 }
 
@@ -131,6 +139,20 @@ pub fn maps() -> Vec<(String, crate::elf::MapDef)> {
         (
             abi::MAP_EXEC_SCRATCH.into(),
             def(PERCPU_ARRAY, 4, EXEC_SCRATCH_SIZE, 1, 0),
+        ),
+        (
+            abi::MAP_BPRM_SCRATCH.into(),
+            def(PERCPU_ARRAY, 4, BPRM_SCRATCH_SIZE, 1, 0),
+        ),
+        (
+            abi::MAP_EXEC_ARGS.into(),
+            def(
+                HASH,
+                4,
+                core::mem::size_of::<abi::ExecArgs>() as u32,
+                abi::TASKS_MAX_ENTRIES,
+                NO_PREALLOC,
+            ),
         ),
         (
             abi::MAP_COUNTERS.into(),

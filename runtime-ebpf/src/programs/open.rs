@@ -4,7 +4,7 @@
 //! selects for the mode the file was opened with.
 
 use super::common::{count, dfa_info, read_kernel_to_stack, scratch};
-use super::verdict::{self, Enforce};
+use super::verdict::{self, Enforce, Subject};
 use super::walk::{H_FD, H_FLAGS, H_OPS, H_STATE, walk};
 use super::{Params, Program};
 use crate::abi::{self, Counter};
@@ -122,5 +122,5 @@ fn judge_file(a: &mut Asm, p: &Params, out: Label, enforce: Enforce) -> Result<(
     a.alu_imm(Alu::Rsh, R8, 32);
 
     a.bind(judge);
-    verdict::judge_and_act(a, p, R8, abi::EVENT_OPEN, out, enforce)
+    verdict::judge_and_act(a, p, R8, abi::EVENT_OPEN, out, enforce, Subject::Current)
 }

@@ -7,9 +7,9 @@
 
 use core::mem::{offset_of, size_of};
 
-use super::Params;
 use super::common::{count, dfa_info, dfa_step, list_load, map_lookup};
 use super::walk::{BUF_MASK, H_FD, H_FLAGS, H_OPS, H_POS, HEADER, PATH_END};
+use super::{Params, identity};
 use crate::abi::{self, Action, Counter, Event, RuleEntry, TaskInfo, Term, event_flags};
 use crate::asm::{
     Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Reg, Size,
@@ -30,6 +30,19 @@ fn word(w: usize) -> i16 {
     BITS + 8 * w as i16
 }
 
+/// Whose identity the rules are judged against, and what the event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// The current task as guard knows it: its entry in the task map, its `comm` and its
+    /// command line, read now.
+    Current,
+    /// A task in the middle of an exec, judged as the program it is about to become: the
+    /// identity, process name and command line of the [`abi::ExecArgs`] record in the scratch
+    /// value (see [`super::identity`]). The uid, terminal and cgroup are the task's own: an
+    /// exec does not change them.
+    Exec,
+}
+
 /// How a refusal is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Enforce {
@@ -43,7 +56,7 @@ pub enum Enforce {
 
 /// `list` (a callee-saved register) holds the index of the rule list to judge; r6 points at the
 /// scratch value (path buffer and header, `H_OPS` holding the operation's `OP_*` bits).
-/// `kind` is the event kind reported.
+/// `kind` is the event kind reported, `subject` whose identity is judged.
 pub fn judge_and_act(
     a: &mut Asm,
     p: &Params,
@@ -51,12 +64,17 @@ pub fn judge_and_act(
     kind: u32,
     out: Label,
     enforce: Enforce,
+    subject: Subject,
 ) -> Result<(), AsmError> {
     let decided = a.label();
     a.jmp_imm(Cond::Eq, list, 0, out);
     a.jmp_imm(Cond::Ge, list, p.rule_list_len as i32, out);
     a.mov(R7, list);
-    identity_words(a, p);
+    match subject {
+        Subject::Current => entry_words(a),
+        Subject::Exec => exec_words(a),
+    }
+    computed_words(a, p, subject);
 
     a.st(Size::DW, FP, BEST, Action::Allow as i32);
     a.st(Size::DW, FP, BEST_RULE, 0);
@@ -118,13 +136,13 @@ pub fn judge_and_act(
     a.stx(Size::DW, R6, H_FLAGS, R1);
     count(a, abi::MAP_COUNTERS, Counter::KillFailed as u32, CKEY);
     a.bind(emit);
-    emit_event(a, kind, out);
+    emit_event(a, kind, out, subject);
     Ok(())
 }
 
-/// Fills the identity words on the stack: five from the task's entry, three computed now
-/// (process name, uid, terminal). A task guard does not know holds no identity (fail closed).
-fn identity_words(a: &mut Asm, p: &Params) {
+/// Fills the identity words on the stack from the current task's entry. A task guard does
+/// not know holds no identity (fail closed).
+fn entry_words(a: &mut Asm) {
     let known = a.label();
     let entry_done = a.label();
     for w in 0..abi::N_WORDS {
@@ -139,14 +157,7 @@ fn identity_words(a: &mut Asm, p: &Params) {
     a.stx(Size::DW, R6, H_FLAGS, R1);
     a.jmp(entry_done);
     a.bind(known);
-    let from_entry = [
-        (abi::WORD_SELF, offset_of!(TaskInfo, self_ids)),
-        (abi::WORD_ANC, offset_of!(TaskInfo, anc_ids)),
-        (abi::WORD_PID1, offset_of!(TaskInfo, pid1_ids)),
-        (abi::WORD_IMG_PID1, offset_of!(TaskInfo, img_pid1)),
-        (abi::WORD_EXE, offset_of!(TaskInfo, exe_ids)),
-    ];
-    for (w, off) in from_entry {
+    for (w, off) in FROM_ENTRY {
         a.ldx(Size::DW, R1, R0, off as i16);
         a.stx(Size::DW, FP, word(w), R1);
     }
@@ -162,7 +173,41 @@ fn identity_words(a: &mut Asm, p: &Params) {
     );
     a.bind(not_entered);
     a.bind(entry_done);
+}
 
+/// The identity words a task's entry holds, and where.
+const FROM_ENTRY: [(usize, usize); 5] = [
+    (abi::WORD_SELF, offset_of!(TaskInfo, self_ids)),
+    (abi::WORD_ANC, offset_of!(TaskInfo, anc_ids)),
+    (abi::WORD_PID1, offset_of!(TaskInfo, pid1_ids)),
+    (abi::WORD_IMG_PID1, offset_of!(TaskInfo, img_pid1)),
+    (abi::WORD_EXE, offset_of!(TaskInfo, exe_ids)),
+];
+
+/// The same words from the exec record in the scratch value: the entry the task will have.
+fn exec_words(a: &mut Asm) {
+    for w in 0..abi::N_WORDS {
+        a.st(Size::DW, FP, word(w), 0);
+    }
+    for (w, off) in FROM_ENTRY {
+        a.ldx(Size::DW, R1, R6, identity::info(off));
+        a.stx(Size::DW, FP, word(w), R1);
+    }
+    let not_entered = a.label();
+    a.ldx(Size::DW, R1, R6, identity::FLAGS);
+    a.alu_imm(Alu::And, R1, abi::task_flags::ENTERED as i32);
+    a.jmp_imm(Cond::Eq, R1, 0, not_entered);
+    a.st(
+        Size::DW,
+        FP,
+        word(abi::WORD_FLAGS),
+        abi::FLAG_ENTERED as i32,
+    );
+    a.bind(not_entered);
+}
+
+/// The identity words computed at the decision: scopes, process name, uid, terminal.
+fn computed_words(a: &mut Asm, p: &Params, subject: Subject) {
     if p.n_scopes > 0 {
         a.comment("scope identities: the task's cgroup v2 id in the cgroup map");
         let none = a.label();
@@ -176,14 +221,25 @@ fn identity_words(a: &mut Asm, p: &Params) {
     }
 
     if p.n_names > 0 {
-        a.comment("process name identities: the name DFA over comm, now (comm can change)");
         for off in [0, 8, 16] {
             a.st(Size::DW, FP, COMM + off, 0);
         }
-        a.mov(R1, FP);
-        a.alu_imm(Alu::Add, R1, i32::from(COMM));
-        a.mov_imm(R2, 16);
-        a.call(Helper::GetCurrentComm);
+        match subject {
+            Subject::Current => {
+                a.comment("process name identities: the name DFA over comm, now (comm can change)");
+                a.mov(R1, FP);
+                a.alu_imm(Alu::Add, R1, i32::from(COMM));
+                a.mov_imm(R2, 16);
+                a.call(Helper::GetCurrentComm);
+            }
+            Subject::Exec => {
+                a.comment("process name identities: the name DFA over the name the exec gives");
+                for off in [0, 8] {
+                    a.ldx(Size::DW, R1, R6, identity::NAME + off);
+                    a.stx(Size::DW, FP, COMM + off, R1);
+                }
+            }
+        }
         let top = a.label();
         let done = a.label();
         a.mov_imm(R8, 1);
@@ -269,7 +325,7 @@ fn judge_rule(a: &mut Asm, allowed: Label) {
 }
 
 /// Reserves an event in the ring buffer, fills it and submits it. r6 = scratch.
-fn emit_event(a: &mut Asm, kind: u32, out: Label) {
+fn emit_event(a: &mut Asm, kind: u32, out: Label, subject: Subject) {
     let o = |off: usize| off as i16;
     a.ld_map(R1, abi::MAP_EVENTS);
     a.mov_imm(R2, size_of::<Event>() as i32);
@@ -314,32 +370,16 @@ fn emit_event(a: &mut Asm, kind: u32, out: Label) {
     a.alu_imm(Alu::Add, R1, offset_of!(Event, pcomm) as i32);
     a.mov_imm(R2, 16);
     a.call(Helper::ProbeReadKernel);
-    a.mov(R1, R7);
-    a.alu_imm(Alu::Add, R1, offset_of!(Event, comm) as i32);
-    a.mov_imm(R2, 16);
-    a.call(Helper::GetCurrentComm);
-
-    a.comment("the command line, as the process laid it out (the process may be gone by the time user space reads the event)");
-    let fits = a.label();
-    a.ldx_field(Size::DW, R1, R8, field("task_struct", &["mm"]));
-    a.ldx_field(Size::DW, R9, R1, field("mm_struct", &["arg_start"]));
-    a.ldx_field(Size::DW, R2, R1, field("mm_struct", &["arg_end"]));
-    a.alu_reg(Alu::Sub, R2, R9);
-    a.jmp_imm(Cond::Le, R2, abi::CMDLINE_MAX as i32, fits);
-    a.ldx(Size::W, R1, R7, o(offset_of!(Event, flags)));
-    a.alu_imm(Alu::Or, R1, event_flags::CMDLINE_TRUNCATED as i32);
-    a.stx(Size::W, R7, o(offset_of!(Event, flags)), R1);
-    a.mov_imm(R2, abi::CMDLINE_MAX as i32);
-    a.bind(fits);
-    a.stx(Size::W, R7, o(offset_of!(Event, cmdline_len)), R2);
-    a.mov(R1, R7);
-    a.alu_imm(Alu::Add, R1, offset_of!(Event, cmdline) as i32);
-    a.mov(R3, R9);
-    a.call(Helper::ProbeReadUser);
-    let cmdline_ok = a.label();
-    a.jmp_imm(Cond::Eq, R0, 0, cmdline_ok);
-    a.st(Size::W, R7, o(offset_of!(Event, cmdline_len)), 0);
-    a.bind(cmdline_ok);
+    match subject {
+        Subject::Current => {
+            a.mov(R1, R7);
+            a.alu_imm(Alu::Add, R1, offset_of!(Event, comm) as i32);
+            a.mov_imm(R2, 16);
+            a.call(Helper::GetCurrentComm);
+            current_cmdline(a);
+        }
+        Subject::Exec => exec_cmdline(a),
+    }
 
     a.comment("the path, from the walk's buffer");
     let clamp_done = a.label();
@@ -361,4 +401,64 @@ fn emit_event(a: &mut Asm, kind: u32, out: Label) {
     a.mov(R1, R7);
     a.mov_imm(R2, 0);
     a.call(Helper::RingbufSubmit);
+}
+
+/// The current task's command line into the event at r7 (r8: the task), as the process laid
+/// it out (the process may be gone by the time user space reads the event).
+fn current_cmdline(a: &mut Asm) {
+    let o = |off: usize| off as i16;
+    let fits = a.label();
+    a.ldx_field(Size::DW, R1, R8, field("task_struct", &["mm"]));
+    a.ldx_field(Size::DW, R9, R1, field("mm_struct", &["arg_start"]));
+    a.ldx_field(Size::DW, R2, R1, field("mm_struct", &["arg_end"]));
+    a.alu_reg(Alu::Sub, R2, R9);
+    a.jmp_imm(Cond::Le, R2, abi::CMDLINE_MAX as i32, fits);
+    a.ldx(Size::W, R1, R7, o(offset_of!(Event, flags)));
+    a.alu_imm(Alu::Or, R1, event_flags::CMDLINE_TRUNCATED as i32);
+    a.stx(Size::W, R7, o(offset_of!(Event, flags)), R1);
+    a.mov_imm(R2, abi::CMDLINE_MAX as i32);
+    a.bind(fits);
+    a.stx(Size::W, R7, o(offset_of!(Event, cmdline_len)), R2);
+    a.mov(R1, R7);
+    a.alu_imm(Alu::Add, R1, offset_of!(Event, cmdline) as i32);
+    a.mov(R3, R9);
+    a.call(Helper::ProbeReadUser);
+    let cmdline_ok = a.label();
+    a.jmp_imm(Cond::Eq, R0, 0, cmdline_ok);
+    a.st(Size::W, R7, o(offset_of!(Event, cmdline_len)), 0);
+    a.bind(cmdline_ok);
+}
+
+/// The exec record's process name and command line into the event at r7: what the task is
+/// about to run, as it will show once it runs.
+fn exec_cmdline(a: &mut Asm) {
+    let o = |off: usize| off as i16;
+    for off in [0, 8] {
+        a.ldx(Size::DW, R1, R6, identity::NAME + off);
+        a.stx(Size::DW, R7, o(offset_of!(Event, comm)) + off, R1);
+    }
+    let fits = a.label();
+    let whole = a.label();
+    a.ldx(Size::DW, R1, R6, identity::FLAGS);
+    a.jmp_imm(
+        Cond::Set,
+        R1,
+        abi::task_flags::CMDLINE_TRUNCATED as i32,
+        whole,
+    );
+    a.ldx(Size::DW, R2, R6, identity::CMDLINE_LEN);
+    a.jmp_imm(Cond::Le, R2, abi::CMDLINE_MAX as i32, fits);
+    a.bind(whole);
+    a.ldx(Size::W, R1, R7, o(offset_of!(Event, flags)));
+    a.alu_imm(Alu::Or, R1, event_flags::CMDLINE_TRUNCATED as i32);
+    a.stx(Size::W, R7, o(offset_of!(Event, flags)), R1);
+    a.mov_imm(R2, abi::CMDLINE_MAX as i32);
+    a.bind(fits);
+    a.stx(Size::W, R7, o(offset_of!(Event, cmdline_len)), R2);
+    a.mov(R1, R7);
+    a.alu_imm(Alu::Add, R1, offset_of!(Event, cmdline) as i32);
+    a.mov_imm(R2, abi::CMDLINE_MAX as i32);
+    a.mov(R3, R6);
+    a.alu_imm(Alu::Add, R3, i32::from(identity::CMDLINE));
+    a.call(Helper::ProbeReadKernel);
 }
