@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
@@ -365,6 +365,29 @@ pub enum Counter {
     ExecJudgedAfter = 5,
 }
 pub const N_COUNTERS: u32 = 8;
+
+/// Per-CPU counters per rule, in [`MAP_RULE_COUNTS`]: entry `rule * RULE_COUNTER_KINDS + kind`.
+pub const MAP_RULE_COUNTS: &str = "GUARD_RULECOUNT";
+/// The object declares room for one rule; `guard-run` sizes the map to the policy's rules when
+/// it loads it (a lookup past the end finds nothing, and nothing is counted).
+pub const RULE_COUNTS_DEFAULT_ENTRIES: u32 = RULE_COUNTER_KINDS;
+
+/// What [`MAP_RULE_COUNTS`] counts for each rule.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleCounter {
+    /// Operations the rule covered: one of its patterns matched the path and the operation is
+    /// one of its own, whether its subject allowed it or not.
+    Matched = 0,
+    /// Refusals this rule decided that were carried out by killing (on the tracepoint backend
+    /// also a `deny` enforced by killing).
+    Killed = 1,
+    /// Refusals this rule decided that made the operation fail with `EPERM` (LSM backend).
+    Denied = 2,
+    /// Refusals this rule decided that only raised an alert.
+    Alerted = 3,
+}
+pub const RULE_COUNTER_KINDS: u32 = 4;
 
 // --- metadata ----------------------------------------------------------------------------------
 

@@ -159,6 +159,10 @@ pub fn maps() -> Vec<(String, crate::elf::MapDef)> {
             def(PERCPU_ARRAY, 4, 8, abi::N_COUNTERS, 0),
         ),
         (
+            abi::MAP_RULE_COUNTS.into(),
+            def(PERCPU_ARRAY, 4, 8, abi::RULE_COUNTS_DEFAULT_ENTRIES, 0),
+        ),
+        (
             abi::MAP_CGROUPS.into(),
             def(HASH, 8, 8, abi::CGROUPS_MAX_ENTRIES, NO_PREALLOC),
         ),

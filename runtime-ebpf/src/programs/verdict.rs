@@ -10,7 +10,10 @@ use core::mem::{offset_of, size_of};
 use super::common::{count, dfa_info, dfa_step, list_load, map_lookup};
 use super::walk::{BUF_MASK, H_FD, H_FLAGS, H_OPS, H_POS, HEADER, PATH_END};
 use super::{Params, identity};
-use crate::abi::{self, Action, Counter, Event, RuleEntry, TaskInfo, Term, event_flags};
+use crate::abi::{
+    self, Action, Counter, Event, RULE_COUNTER_KINDS, RuleCounter, RuleEntry, TaskInfo, Term,
+    event_flags,
+};
 use crate::asm::{
     Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Reg, Size,
 };
@@ -25,6 +28,9 @@ const BEST_RULE: i16 = -344;
 const LEN: i16 = -352;
 const COMM: i16 = -376; // 16 bytes + 8 spare: -376..-352
 const CGROUP: i16 = -384;
+
+// The per-rule counter index is `rule << 2 | kind`.
+const _: () = assert!(RULE_COUNTER_KINDS == 4);
 
 fn word(w: usize) -> i16 {
     BITS + 8 * w as i16
@@ -105,6 +111,17 @@ pub fn judge_and_act(
     a.ldx(Size::DW, R2, R6, H_OPS);
     a.alu_reg(Alu::And, R1, R2);
     a.jmp_imm(Cond::Eq, R1, 0, next);
+    a.comment("the rule matched: count it (r8 keeps its id over the helper call)");
+    a.mov(R8, R0);
+    a.mov(R1, R0);
+    a.alu_imm(Alu::Lsh, R1, 2);
+    a.alu_imm(Alu::Or, R1, RuleCounter::Matched as i32);
+    count_rule(a, R1);
+    a.mov(R0, R8);
+    a.mov(R4, R0);
+    a.alu_imm(Alu::Mul, R4, size_of::<RuleEntry>() as i32);
+    a.ld_data(R3, abi::RODATA_RULES, 0);
+    a.alu_reg(Alu::Add, R4, R3);
     judge_rule(a, next);
     a.bind(next);
     a.alu_imm(Alu::Add, R9, 1);
@@ -115,6 +132,7 @@ pub fn judge_and_act(
     a.ldx(Size::DW, R1, FP, BEST);
     a.jmp_imm(Cond::Eq, R1, Action::Allow as i32, out);
     count(a, abi::MAP_COUNTERS, Counter::Refused as u32, CKEY);
+    count_decision(a, enforce);
     a.ldx(Size::DW, R1, FP, BEST);
     a.jmp_imm(Cond::Lt, R1, Action::Deny as i32, emit);
     match enforce {
@@ -138,6 +156,41 @@ pub fn judge_and_act(
     a.bind(emit);
     emit_event(a, kind, out, subject);
     Ok(())
+}
+
+/// Adds one to the per-rule counter whose index (`rule * RULE_COUNTER_KINDS + kind`) is in
+/// `key`. An index past the map (an object loaded without sizing it) finds no entry and counts
+/// nothing. Uses r0-r2 and the `CKEY` slot.
+fn count_rule(a: &mut Asm, key: Reg) {
+    let skip = a.label();
+    a.stx(Size::W, FP, CKEY, key);
+    map_lookup(a, abi::MAP_RULE_COUNTS, CKEY);
+    a.jmp_imm(Cond::Eq, R0, 0, skip);
+    a.ldx(Size::DW, R1, R0, 0);
+    a.alu_imm(Alu::Add, R1, 1);
+    a.stx(Size::DW, R0, 0, R1);
+    a.bind(skip);
+}
+
+/// Counts the refusal against the rule that decided it, by what it does: kill, deny (the
+/// tracepoint backend carries a deny out by killing) or alert.
+fn count_decision(a: &mut Asm, enforce: Enforce) {
+    let kind_known = a.label();
+    let deny = match enforce {
+        Enforce::Signal => RuleCounter::Killed,
+        Enforce::Lsm { .. } => RuleCounter::Denied,
+    };
+    a.ldx(Size::DW, R1, FP, BEST);
+    a.mov_imm(R2, RuleCounter::Killed as i32);
+    a.jmp_imm(Cond::Ge, R1, Action::Kill as i32, kind_known);
+    a.mov_imm(R2, deny as i32);
+    a.jmp_imm(Cond::Ge, R1, Action::Deny as i32, kind_known);
+    a.mov_imm(R2, RuleCounter::Alerted as i32);
+    a.bind(kind_known);
+    a.ldx(Size::DW, R1, FP, BEST_RULE);
+    a.alu_imm(Alu::Lsh, R1, 2);
+    a.alu_reg(Alu::Or, R1, R2);
+    count_rule(a, R1);
 }
 
 /// Fills the identity words on the stack from the current task's entry. A task guard does

@@ -94,6 +94,15 @@ pub const VM_TESTS: &[VmTest] = &[
         args: &["--include-ignored"],
         backend: None,
     },
+    // Pinning, adoption, lost events and unload, with LSM links and 6.1's bpffs. The reload
+    // test's 20 full loads take longer than a test binary may run under TCG; it runs on the
+    // host kernel.
+    VmTest {
+        package: "guard-tests",
+        target: "lifecycle",
+        args: &["--skip", "reloading_another_version"],
+        backend: None,
+    },
     // 10,000 rules: the wide path table on 6.1 (about a minute under TCG, two thirds of it the
     // debug guardc). The 1,000-rule case would add 25 s for nothing new to the 6.1 verifier: its
     // far info load is the wide table's.
