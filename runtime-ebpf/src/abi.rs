@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
@@ -37,6 +37,24 @@ pub const MAP_COUNTERS: &str = "GUARD_COUNTERS";
 /// [`ExecArgs`] of the execs in progress, keyed by the kernel thread id of the thread that
 /// called `execve`: written when the system call starts, read by the LSM backend's exec check.
 pub const MAP_EXEC_ARGS: &str = "GUARD_EXECARGS";
+/// Which refusals are not carried out: one [`RuleOff`] value at key 0, written by
+/// `guard-run` (`--audit` sets `audit`, the safety valve a rule's bit). A refusal of such a
+/// rule is reported with the action it would have had and [`event_flags::NOT_ENFORCED`]. A
+/// zeroed value (what the kernel creates) enforces every rule: fails closed.
+pub const MAP_RULE_OFF: &str = "GUARD_RULEOFF";
+/// Rules the safety valve can switch off: every rule id (rule lists hold `u16` ids).
+pub const RULE_OFF_BITS: usize = 1 << 16;
+
+/// The value of [`MAP_RULE_OFF`].
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RuleOff {
+    /// Non-zero: audit mode, nothing is carried out.
+    pub audit: u32,
+    pub _pad: u32,
+    /// Bit `id % 8` of byte `id / 8`: rule `id`'s kills and denials are switched off.
+    pub rules: [u8; RULE_OFF_BITS / 8],
+}
 
 /// Read-only data sections (each becomes a frozen one-entry array map).
 pub const RODATA_PATH_DFA: &str = ".rodata.pdfa";
@@ -276,6 +294,9 @@ pub mod event_flags {
     pub const KILL_FAILED: u32 = 1 << 2;
     /// The task had no identity entry (unknown to guard): no identities held.
     pub const NO_TASK_INFO: u32 = 1 << 3;
+    /// The refusal was not carried out ([`super::MAP_RULE_OFF`]: audit mode or the safety
+    /// valve); `action` is what would have happened.
+    pub const NOT_ENFORCED: u32 = 1 << 4;
 }
 
 /// Kinds of [`Event`].
@@ -363,6 +384,10 @@ pub enum Counter {
     /// Execs the LSM backend could only judge after they happened: their new identity was not
     /// known in advance (a `binfmt_misc` handler, a command line changed during the exec).
     ExecJudgedAfter = 5,
+    /// Kills not carried out (audit mode, safety valve).
+    WouldKill = 6,
+    /// Denials not carried out (audit mode, safety valve).
+    WouldDeny = 7,
 }
 pub const N_COUNTERS: u32 = 8;
 

@@ -22,6 +22,7 @@ use crate::metrics::{self, KernelCounters, Metrics};
 use crate::object::GuardObject;
 use crate::sinks::{SinkOptions, Sinks};
 use crate::users::UserNames;
+use crate::valve::{self, Valve};
 
 /// The agent's own options (what the loader needs is in [`Options`]).
 #[derive(Clone, Debug, Default)]
@@ -29,10 +30,13 @@ pub struct AgentOptions {
     pub sinks: SinkOptions,
     /// `ADDR:PORT` for the Prometheus endpoint.
     pub metrics_addr: Option<String>,
+    /// The safety valve's limit: distinct programs a rule may kill or deny per minute.
+    pub safety_valve: Option<usize>,
 }
 
 pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<()> {
     let deny_as_kill = opts.deny_as_kill;
+    let audit = opts.audit;
     let obj = GuardObject::open(path)?;
     let mut loaded = loader::load(&obj, &opts)?;
     eprintln!(
@@ -44,8 +48,26 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     );
     // Every rule and what it does here; a generated policy of thousands is summarised.
     const SHOWN: usize = 20;
+    if audit {
+        eprintln!(
+            "guard-run:   AUDIT MODE: nothing is killed or denied; each alert says what would have happened"
+        );
+    }
+    if let Some(n) = agent_opts.safety_valve {
+        eprintln!(
+            "guard-run:   safety valve: a rule that kills or denies more than {n} distinct programs within a minute stops acting until the policy is loaded again"
+        );
+    }
     for r in obj.meta.rules.iter().take(SHOWN) {
-        let effective = crate::backend::effective(r, loaded.backend, deny_as_kill);
+        let mut effective = crate::backend::effective(r, loaded.backend, deny_as_kill);
+        if audit
+            && matches!(
+                r.action,
+                guard_ebpf::abi::Action::Kill | guard_ebpf::abi::Action::Deny
+            )
+        {
+            effective = format!("audit: alert only (would {effective})");
+        }
         eprintln!(
             "guard-run:   rule {} `{}` (line {}, {}): {effective}",
             r.id, r.name, r.line, r.operation
@@ -77,6 +99,8 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
         loaded: &mut loaded,
         metrics: metrics.clone(),
         drops: DropReporter::default(),
+        valve: agent_opts.safety_valve.map(Valve::new),
+        audit,
     };
     rt.block_on(async {
         if let Some(addr) = &agent_opts.metrics_addr {
@@ -90,8 +114,10 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     let Agent { printer, .. } = agent;
     printer.sinks.close();
     eprintln!(
-        "guard-run: stopping; {} refusals, {} events dropped, {} kills failed, {} paths judged truncated, {} execs judged after the fact",
+        "guard-run: stopping; {} refusals, {} would-kill and {} would-deny not carried out, {} events dropped, {} kills failed, {} paths judged truncated, {} execs judged after the fact",
         loaded.counter(Counter::Refused),
+        loaded.counter(Counter::WouldKill),
+        loaded.counter(Counter::WouldDeny),
         loaded.counter(Counter::EventsDropped),
         loaded.counter(Counter::KillFailed),
         loaded.counter(Counter::PathTruncated),
@@ -163,6 +189,8 @@ struct Agent<'a> {
     loaded: &'a mut loader::Loaded,
     metrics: Arc<Metrics>,
     drops: DropReporter,
+    valve: Option<Valve>,
+    audit: bool,
 }
 
 impl Agent<'_> {
@@ -170,6 +198,52 @@ impl Agent<'_> {
         let node = &mut self.loaded.node;
         self.printer
             .print(bytes, |cgroup| node.container_fields(cgroup));
+        let trip = match (&mut self.valve, Event::from_bytes(bytes)) {
+            (Some(valve), Some(event)) => valve.observe(&event, Instant::now()),
+            _ => None,
+        };
+        if let Some(trip) = trip {
+            self.open_valve(trip);
+        }
+    }
+
+    /// Switches a rule's kills and denials off in the kernel and says so loudly.
+    fn open_valve(&mut self, trip: valve::Trip) {
+        let Some(valve) = &self.valve else { return };
+        let name = self
+            .printer
+            .rules
+            .get(trip.rule as usize)
+            .map_or("?", |r| r.name.as_str())
+            .to_owned();
+        let written = valve::write(&mut self.loaded.ebpf, self.audit, valve.off());
+        let output = match &written {
+            Ok(()) => format!(
+                "{}. Rule `{name}` killed or denied {} distinct programs within a minute ({}); its kills and denials are off until the policy is loaded again",
+                valve::RULE,
+                trip.programs.len(),
+                trip.programs.join(", ")
+            ),
+            Err(e) => format!(
+                "{}. Rule `{name}` killed or denied {} distinct programs within a minute, and the valve could not switch it off ({e:#}): it still acts",
+                valve::RULE,
+                trip.programs.len()
+            ),
+        };
+        eprintln!("guard-run: WARNING: {output}");
+        let fields = std::collections::BTreeMap::from([
+            ("guard.rule".to_string(), serde_json::Value::from(name)),
+            (
+                "guard.programs".to_string(),
+                serde_json::Value::from(trip.programs),
+            ),
+        ]);
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.printer
+            .sinks
+            .internal(valve::RULE, &output, &fields, Priority::Critical, epoch);
     }
 
     /// Once a second: containers that came and went, and the scopes' cgroups with them; the

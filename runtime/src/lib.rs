@@ -13,4 +13,5 @@ pub mod procscan;
 pub mod scope;
 pub mod sinks;
 pub mod users;
+pub mod valve;
 pub mod webhook;

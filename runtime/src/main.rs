@@ -43,6 +43,14 @@ enum Command {
         /// On a kernel that cannot deny an open, enforce `deny` rules by killing.
         #[arg(long)]
         deny_as_kill: bool,
+        /// Audit mode: judge and alert, but kill and deny nothing; each alert says what would
+        /// have happened.
+        #[arg(long)]
+        audit: bool,
+        /// Stop a rule's kills and denials (alert only, until the policy is loaded again) once
+        /// it has killed or denied more than N distinct programs within a minute.
+        #[arg(long, value_name = "N")]
+        safety_valve: Option<usize>,
         /// The enforcement backend: `auto` probes the kernel (BPF LSM where it can, else
         /// tracepoints), the others insist.
         #[arg(long, value_enum, default_value_t = Choice::Auto)]
@@ -85,6 +93,8 @@ fn main() -> ExitCode {
             webhook_queue,
             metrics_addr,
             deny_as_kill,
+            audit,
+            safety_valve,
             backend,
             containerd_state,
             crio_state,
@@ -101,6 +111,7 @@ fn main() -> ExitCode {
                     webhook_queue,
                 },
                 metrics_addr,
+                safety_valve,
             },
             Options {
                 deny_as_kill,
@@ -112,6 +123,7 @@ fn main() -> ExitCode {
                 },
                 passwd,
                 cgroup_root,
+                audit,
             },
         ),
     };
