@@ -24,7 +24,7 @@ use crate::ktypes::field;
 
 const KEY: i16 = -4;
 const CKEY: i16 = -8;
-/// The identity words, `N_WORDS` u64s: -328..-256.
+/// The identity words, `N_WORDS` u64s: -328..-240.
 const BITS: i16 = -328;
 const BEST: i16 = -336;
 const BEST_RULE: i16 = -344;
@@ -214,12 +214,14 @@ fn entry_words(a: &mut Asm) {
 }
 
 /// The identity words a task's entry holds, and where.
-const FROM_ENTRY: [(usize, usize); 5] = [
+const FROM_ENTRY: [(usize, usize); 7] = [
     (abi::WORD_SELF, offset_of!(TaskInfo, self_ids)),
     (abi::WORD_ANC, offset_of!(TaskInfo, anc_ids)),
     (abi::WORD_PID1, offset_of!(TaskInfo, pid1_ids)),
     (abi::WORD_IMG_PID1, offset_of!(TaskInfo, img_pid1)),
     (abi::WORD_EXE, offset_of!(TaskInfo, exe_ids)),
+    (abi::WORD_ANC_EXE, offset_of!(TaskInfo, anc_exe)),
+    (abi::WORD_PID1_EXE, offset_of!(TaskInfo, pid1_exe)),
 ];
 
 /// The same words from the exec record in the scratch value: the entry the task will have.
