@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
