@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
@@ -37,6 +37,24 @@ pub const MAP_COUNTERS: &str = "GUARD_COUNTERS";
 /// [`ExecArgs`] of the execs in progress, keyed by the kernel thread id of the thread that
 /// called `execve`: written when the system call starts, read by the LSM backend's exec check.
 pub const MAP_EXEC_ARGS: &str = "GUARD_EXECARGS";
+/// Which refusals are not carried out: one [`RuleOff`] value at key 0, written by
+/// `guard-run` (`--audit` sets `audit`, the safety valve a rule's bit). A refusal of such a
+/// rule is reported with the action it would have had and [`event_flags::NOT_ENFORCED`]. A
+/// zeroed value (what the kernel creates) enforces every rule: fails closed.
+pub const MAP_RULE_OFF: &str = "GUARD_RULEOFF";
+/// Rules the safety valve can switch off: every rule id (rule lists hold `u16` ids).
+pub const RULE_OFF_BITS: usize = 1 << 16;
+
+/// The value of [`MAP_RULE_OFF`].
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RuleOff {
+    /// Non-zero: audit mode, nothing is carried out.
+    pub audit: u32,
+    pub _pad: u32,
+    /// Bit `id % 8` of byte `id / 8`: rule `id`'s kills and denials are switched off.
+    pub rules: [u8; RULE_OFF_BITS / 8],
+}
 
 /// Read-only data sections (each becomes a frozen one-entry array map).
 pub const RODATA_PATH_DFA: &str = ".rodata.pdfa";
@@ -56,7 +74,8 @@ pub const EVENTS_RING_BYTES: u32 = 8 << 20;
 /// Per-task state stored in [`MAP_TASKS`].
 ///
 /// Identity words hold one bit per identity of the policy (at most 64): bit `i` is the
-/// identity table's entry `i` (a command line the policy names).
+/// identity table's entry `i` (a command line the policy names); in the `*exe*` words, bit `i`
+/// is the `exe(…)` set `i` ([`Metadata::exes`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskInfo {
@@ -78,6 +97,16 @@ pub struct TaskInfo {
     pub img_pid1: u64,
     /// Executable identities (`exe(…)` patterns) its executable matched at exec.
     pub exe_ids: u64,
+    /// Executable identities matched by this process's executable or any ancestor's, each at
+    /// its exec (`ancestor(any, exe(…))`): `exe_ids` of every image in its ancestry.
+    pub anc_exe: u64,
+    /// Executable identities of the init of this process's pid namespace, if this process is
+    /// that init or descends from it (`ancestor(pid1, exe(…))`).
+    pub pid1_exe: u64,
+    /// `anc_exe` inherited from the parent at fork; exec recomputes `anc_exe` from it.
+    pub inh_anc_exe: u64,
+    /// `pid1_exe` inherited from the parent at fork; exec recomputes `pid1_exe` from it.
+    pub inh_pid1_exe: u64,
 }
 
 /// An exec in progress, as the LSM backend sees it before the new program exists: the command
@@ -138,22 +167,26 @@ pub mod task_flags {
 }
 
 /// Index of each identity word in [`Term`]'s arrays, and in the order the programs test them.
-/// The first five come from the task's entry; the last three are computed at the decision.
+/// The first seven come from the task's entry; the others are computed at the decision.
 pub const WORD_SELF: usize = 0;
 pub const WORD_ANC: usize = 1;
 pub const WORD_PID1: usize = 2;
 pub const WORD_IMG_PID1: usize = 3;
 pub const WORD_EXE: usize = 4;
+/// [`TaskInfo::anc_exe`]: `ancestor(any, exe(…))`.
+pub const WORD_ANC_EXE: usize = 5;
+/// [`TaskInfo::pid1_exe`]: `ancestor(pid1, exe(…))`.
+pub const WORD_PID1_EXE: usize = 6;
 /// Process-name identities of the current `comm`.
-pub const WORD_NAMES: usize = 5;
+pub const WORD_NAMES: usize = 7;
 /// Bit `i`: the current real uid equals uid table entry `i`.
-pub const WORD_UIDS: usize = 6;
+pub const WORD_UIDS: usize = 8;
 /// [`FLAG_TTY`] and friends.
-pub const WORD_FLAGS: usize = 7;
+pub const WORD_FLAGS: usize = 9;
 /// Bit `i`: the task's cgroup (v2) is in scope `i` of [`Metadata::scopes`] (a cgroup subtree,
 /// or the cgroups of the containers a container/Kubernetes scope selects on this node).
-pub const WORD_SCOPES: usize = 8;
-pub const N_WORDS: usize = 9;
+pub const WORD_SCOPES: usize = 10;
+pub const N_WORDS: usize = 11;
 
 /// In [`WORD_FLAGS`]: the task has a controlling terminal.
 pub const FLAG_TTY: u64 = 1;
@@ -276,6 +309,9 @@ pub mod event_flags {
     pub const KILL_FAILED: u32 = 1 << 2;
     /// The task had no identity entry (unknown to guard): no identities held.
     pub const NO_TASK_INFO: u32 = 1 << 3;
+    /// The refusal was not carried out ([`super::MAP_RULE_OFF`]: audit mode or the safety
+    /// valve); `action` is what would have happened.
+    pub const NOT_ENFORCED: u32 = 1 << 4;
 }
 
 /// Kinds of [`Event`].
@@ -363,6 +399,10 @@ pub enum Counter {
     /// Execs the LSM backend could only judge after they happened: their new identity was not
     /// known in advance (a `binfmt_misc` handler, a command line changed during the exec).
     ExecJudgedAfter = 5,
+    /// Kills not carried out (audit mode, safety valve).
+    WouldKill = 6,
+    /// Denials not carried out (audit mode, safety valve).
+    WouldDeny = 7,
 }
 pub const N_COUNTERS: u32 = 8;
 
@@ -534,10 +574,10 @@ mod tests {
 
     #[test]
     fn layouts_are_what_the_templates_assume() {
-        assert_eq!(core::mem::size_of::<TaskInfo>(), 64);
-        assert_eq!(core::mem::size_of::<Term>(), 144);
-        assert_eq!(core::mem::size_of::<RuleEntry>(), 592);
-        assert_eq!(core::mem::size_of::<ExecArgs>(), 376);
+        assert_eq!(core::mem::size_of::<TaskInfo>(), 96);
+        assert_eq!(core::mem::size_of::<Term>(), 176);
+        assert_eq!(core::mem::size_of::<RuleEntry>(), 720);
+        assert_eq!(core::mem::size_of::<ExecArgs>(), 408);
         assert_eq!(core::mem::offset_of!(ExecArgs, info), CMDLINE_MAX);
         assert_eq!(core::mem::offset_of!(Event, path) % 8, 0);
         assert_eq!(core::mem::size_of::<Event>() % 8, 0);

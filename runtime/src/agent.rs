@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
-use guard_ebpf::abi::{Counter, Event};
+use guard_ebpf::abi::{self, Counter, Event};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
@@ -26,6 +26,7 @@ use crate::pin::{self, AgentSlot, Pinned, PinnedInfo};
 use crate::scope::NodeContext;
 use crate::sinks::{SinkOptions, Sinks};
 use crate::users::UserNames;
+use crate::valve::{self, Valve};
 
 /// The agent's own options (what the loader needs is in [`Options`]).
 #[derive(Clone, Debug, Default)]
@@ -38,6 +39,8 @@ pub struct AgentOptions {
     /// On SIGINT/SIGTERM, unload the policy (enforcement ends with the agent). By default it
     /// stays pinned and enforced, for the next agent to adopt.
     pub unpin_on_exit: bool,
+    /// The safety valve's limit: distinct programs a rule may kill or deny per minute.
+    pub safety_valve: Option<usize>,
 }
 
 pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<()> {
@@ -64,6 +67,11 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     } = lifecycle::install(path, &obj, &agent_opts.target, &opts)?;
     let info = pinned.info.clone();
     report(&info, &how, &pinned);
+    if let Some(n) = agent_opts.safety_valve {
+        eprintln!(
+            "guard-run:   safety valve: a rule that kills or denies more than {n} distinct programs within a minute stops acting until the policy is loaded again"
+        );
+    }
     // Drops the kernel counted since the last reader looked happened while nobody read.
     let lost_unread = pinned
         .counter(Counter::EventsDropped)
@@ -77,6 +85,7 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
         metrics: metrics.clone(),
         drops: DropReporter::default(),
         read: 0,
+        valve: agent_opts.safety_valve.map(Valve::new),
     };
     if let How::Replaced { old, drained, .. } = &how
         && !drained.is_empty()
@@ -122,8 +131,10 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     let Agent { printer, .. } = agent;
     printer.sinks.close();
     eprintln!(
-        "guard-run: stopping; {} refusals, {} events dropped, {} kills failed, {} paths judged truncated, {} execs judged after the fact",
+        "guard-run: stopping; {} refusals, {} would-kill and {} would-deny not carried out, {} events dropped, {} kills failed, {} paths judged truncated, {} execs judged after the fact",
         pinned.counter(Counter::Refused),
+        pinned.counter(Counter::WouldKill),
+        pinned.counter(Counter::WouldDeny),
         pinned.counter(Counter::EventsDropped),
         pinned.counter(Counter::KillFailed),
         pinned.counter(Counter::PathTruncated),
@@ -203,10 +214,18 @@ fn report(info: &PinnedInfo, how: &How, pinned: &Pinned) {
         info.name,
         pinned.dir.display()
     );
+    if info.audit {
+        eprintln!(
+            "guard-run:   AUDIT MODE: nothing is killed or denied; each alert says what would have happened"
+        );
+    }
     // Every rule and what it does here; a generated policy of thousands is summarised.
     const SHOWN: usize = 20;
     for r in info.meta.rules.iter().take(SHOWN) {
-        let effective = crate::backend::effective(r, info.backend, info.deny_as_kill);
+        let mut effective = crate::backend::effective(r, info.backend, info.deny_as_kill);
+        if info.audit && matches!(r.action, abi::Action::Kill | abi::Action::Deny) {
+            effective = format!("audit: alert only (would {effective})");
+        }
         eprintln!(
             "guard-run:   rule {} `{}` (line {}, {}): {effective}",
             r.id, r.name, r.line, r.operation
@@ -287,6 +306,7 @@ struct Agent<'a> {
     drops: DropReporter,
     /// Events this agent read.
     read: u64,
+    valve: Option<Valve>,
 }
 
 impl Agent<'_> {
@@ -295,6 +315,50 @@ impl Agent<'_> {
         let node = &mut self.node;
         self.printer
             .print(bytes, |cgroup| node.container_fields(cgroup));
+        let trip = match (&mut self.valve, Event::from_bytes(bytes)) {
+            (Some(valve), Some(event)) => valve.observe(&event, Instant::now()),
+            _ => None,
+        };
+        if let Some(trip) = trip {
+            self.open_valve(trip);
+        }
+    }
+
+    /// Switches a rule's kills and denials off in the kernel and says so loudly.
+    fn open_valve(&mut self, trip: valve::Trip) {
+        let name = self
+            .printer
+            .rules
+            .get(trip.rule as usize)
+            .map_or("?", |r| r.name.as_str())
+            .to_owned();
+        let output = match valve::switch_off(&self.pinned.dir, trip.rule) {
+            Ok(()) => format!(
+                "{}. Rule `{name}` killed or denied {} distinct programs within a minute ({}); its kills and denials are off until the policy is loaded again",
+                valve::RULE,
+                trip.programs.len(),
+                trip.programs.join(", ")
+            ),
+            Err(e) => format!(
+                "{}. Rule `{name}` killed or denied {} distinct programs within a minute, and the valve could not switch it off ({e:#}): it still acts",
+                valve::RULE,
+                trip.programs.len()
+            ),
+        };
+        eprintln!("guard-run: WARNING: {output}");
+        let fields = std::collections::BTreeMap::from([
+            ("guard.rule".to_string(), serde_json::Value::from(name)),
+            (
+                "guard.programs".to_string(),
+                serde_json::Value::from(trip.programs),
+            ),
+        ]);
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.printer
+            .sinks
+            .internal(valve::RULE, &output, &fields, Priority::Critical, epoch);
     }
 
     /// Once a second: containers that came and went, and the scopes' cgroups with them; the

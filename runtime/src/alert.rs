@@ -156,6 +156,14 @@ pub fn action_word(event: &Event) -> &'static str {
     if event.flags & event_flags::KILL_FAILED != 0 {
         return "kill failed";
     }
+    if event.flags & event_flags::NOT_ENFORCED != 0 {
+        // Audit mode or the safety valve: judged, reported, not carried out.
+        return match Action::from_u32(event.action) {
+            Some(Action::Kill) => "would kill",
+            Some(Action::Deny) => "would deny",
+            _ => "",
+        };
+    }
     match Action::from_u32(event.action) {
         Some(Action::Kill) => "killed",
         Some(Action::Deny) => "denied",
@@ -207,6 +215,10 @@ fn render_event_at_offset(
     let mut text = format!("{tod}: {priority} ");
     render_pieces(&template, &fields, &tod, &mut text);
     render_pieces(&parse_template(SUFFIX_TEMPLATE), &fields, &tod, &mut text);
+    if event.flags & event_flags::NOT_ENFORCED != 0 {
+        // Whatever the rule's message says, the text tells that nothing was carried out.
+        text.push_str(&format!(" (not enforced: {})", action_word(event)));
+    }
 
     let mut output_fields = BTreeMap::new();
     // Falco appends the container suffix to the rule's format, so its fields are in
@@ -551,6 +563,19 @@ mod tests {
         for (action, word) in [(Action::Deny, "denied"), (Action::Alert, "alerted")] {
             let fields = event_fields(&event(action, 0, b""), &r, T, None, &NONE);
             assert_eq!(fields["guard.action"], word);
+        }
+        // Audit mode and the safety valve: judged, not carried out; the text says so too.
+        let off = event_flags::NOT_ENFORCED;
+        for (action, word) in [(Action::Kill, "would kill"), (Action::Deny, "would deny")] {
+            let fields = event_fields(&event(action, off, b""), &r, T, None, &NONE);
+            assert_eq!(fields["guard.action"], word);
+            let got =
+                render_event_at_offset(&event(action, off, b""), &r, T, "h", |_| None, &NONE, 0);
+            assert!(
+                got.text.ends_with(&format!("(not enforced: {word})")),
+                "{}",
+                got.text
+            );
         }
         let mut odd = event(Action::Deny, 0, b"");
         (odd.kind, odd.action) = (99, 77);

@@ -16,4 +16,5 @@ pub mod scope;
 pub mod sinks;
 pub mod status;
 pub mod users;
+pub mod valve;
 pub mod webhook;

@@ -74,7 +74,7 @@ pub fn install(
     let name = target.name.clone().unwrap_or_else(|| default_name(path));
     pin::check_name(&name)?;
     loader::preflight()?;
-    if opts.backend == Choice::Tracepoint {
+    if opts.backend == Choice::Tracepoint && !opts.audit {
         // Refused before the pin root is even created (the loader checks again).
         crate::backend::check_enforceable(
             &obj.meta.rules,
@@ -125,6 +125,7 @@ pub fn install(
         object_path: path.display().to_string(),
         backend: loaded.backend,
         deny_as_kill: opts.deny_as_kill,
+        audit: opts.audit,
         loaded_at: pin::now_secs(),
         loaded_by: format!(
             "guard-run {} (pid {})",
@@ -200,7 +201,7 @@ fn adoptable(info: &PinnedInfo, sha: &str, obj: &GuardObject, opts: &Options) ->
     let users_same = loader::resolve_users(obj, &opts.passwd)
         .map(|(_, users)| users == info.users)
         .unwrap_or(false);
-    info.object_sha3 == sha && backend_ok && users_same
+    info.object_sha3 == sha && backend_ok && users_same && info.audit == opts.audit
 }
 
 /// The events waiting in the ring buffer of the policy pinned at `dir`.

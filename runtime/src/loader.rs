@@ -40,6 +40,8 @@ pub struct Options {
     /// The host's cgroup v2 hierarchy, where the mount table does not lead to it (in a
     /// container, `/sys/fs/cgroup` is the container's own cgroup namespace).
     pub cgroup_root: Option<PathBuf>,
+    /// Audit mode: judge and report, carry nothing out (see [`crate::valve`]).
+    pub audit: bool,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             state_dirs: StateDirs::default(),
             passwd: "/etc/passwd".into(),
             cgroup_root: None,
+            audit: false,
         }
     }
 }
@@ -83,7 +86,7 @@ pub fn preflight() -> Result<()> {
 
 pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
     preflight()?;
-    if opts.backend == Choice::Tracepoint {
+    if opts.backend == Choice::Tracepoint && !opts.audit {
         // Nothing to probe: refuse what this backend cannot do before the slow part.
         backend::check_enforceable(&obj.meta.rules, Backend::Tracepoint, opts.deny_as_kill)?;
     }
@@ -103,7 +106,12 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         verify(&mut ebpf, p, &btf)?;
     }
     let backend = choose_backend(&mut ebpf, obj, opts, &btf)?;
-    backend::check_enforceable(&obj.meta.rules, backend, opts.deny_as_kill)?;
+    // In audit mode nothing is carried out, so a deny the backend could not carry out is fine.
+    if !opts.audit {
+        backend::check_enforceable(&obj.meta.rules, backend, opts.deny_as_kill)?;
+    }
+    // Before any program that can act is attached (the tracking program judges exec rules).
+    crate::valve::write(&mut ebpf, opts.audit, &Default::default())?;
     let enforcement: Vec<&abi::ProgramMeta> = obj
         .meta
         .programs

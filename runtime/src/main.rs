@@ -53,6 +53,14 @@ struct LoadArgs {
     /// On a kernel that cannot deny an open, enforce `deny` rules by killing.
     #[arg(long)]
     deny_as_kill: bool,
+    /// Audit mode: judge and alert, but kill and deny nothing; each alert says what would
+    /// have happened.
+    #[arg(long)]
+    audit: bool,
+    /// Stop a rule's kills and denials (alert only, until the policy is loaded again) once
+    /// it has killed or denied more than N distinct programs within a minute.
+    #[arg(long, value_name = "N")]
+    safety_valve: Option<usize>,
     /// The enforcement backend: `auto` probes the kernel (BPF LSM where it can, else
     /// tracepoints), the others insist.
     #[arg(long, value_enum, default_value_t = Choice::Auto)]
@@ -127,6 +135,8 @@ fn main() -> ExitCode {
                 webhook_queue,
                 metrics_addr,
                 deny_as_kill,
+                audit,
+                safety_valve,
                 backend,
                 containerd_state,
                 crio_state,
@@ -149,6 +159,7 @@ fn main() -> ExitCode {
                         root: pin_root,
                     },
                     unpin_on_exit,
+                    safety_valve,
                 },
                 Options {
                     deny_as_kill,
@@ -160,6 +171,7 @@ fn main() -> ExitCode {
                     },
                     passwd,
                     cgroup_root,
+                    audit,
                 },
             )
         }

@@ -40,6 +40,10 @@ pub struct PinnedInfo {
     pub object_path: String,
     pub backend: Backend,
     pub deny_as_kill: bool,
+    /// Loaded with `--audit`: nothing is carried out. Loading in the other mode replaces the
+    /// policy (without a gap) instead of adopting it.
+    #[serde(default)]
+    pub audit: bool,
     /// Seconds since the epoch.
     pub loaded_at: u64,
     /// `guard-run <version>` and its pid.

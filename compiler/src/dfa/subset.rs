@@ -21,8 +21,8 @@ pub(crate) struct RawDfa {
 }
 
 /// Limits on the unminimised DFA, against exponential blow-up.
-pub(crate) const MAX_RAW_STATES: usize = 1 << 20;
-pub(crate) const MAX_RAW_TRANSITIONS: usize = 1 << 24;
+pub(crate) const MAX_RAW_STATES: usize = 1 << 18;
+pub(crate) const MAX_RAW_TRANSITIONS: usize = 1 << 22;
 
 struct Closure {
     mark: Vec<u32>,

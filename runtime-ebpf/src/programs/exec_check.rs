@@ -39,7 +39,7 @@ use crate::asm::{
 };
 use crate::ktypes::field;
 
-/// Stack slots. The identity sequences use -80..-96, the verdict -256..-392.
+/// Stack slots. The identity sequences use -80..-96, the verdict -240..-392.
 const KEY: i16 = -4;
 const KEY2: i16 = -8;
 const ARGV: i16 = -104; // the caller's argv (user pointer)
@@ -356,6 +356,7 @@ fn judge_file(a: &mut Asm, p: &Params, out: Label) -> Result<(), AsmError> {
     a.st(Size::DW, FP, LIST, 0);
 
     a.bind(judged);
+    identity::exe_ancestry(a);
     a.ldx(Size::DW, R1, FP, BPRM);
     a.ldx_field(Size::DW, R1, R1, field("linux_binprm", &["file"]));
     a.stx(Size::DW, R6, JUDGED_FILE, R1);

@@ -75,9 +75,9 @@ pub fn set_flag(a: &mut Asm, slot: i16, bits: u64) {
 }
 
 /// The bits inherited across the exec, from the task map's entry under the u32 key at stack
-/// slot `key`: the identities of the ancestors and of the namespace's init, and whether the
-/// task was entered from outside (which stays true across exec). A task unknown to guard
-/// inherits none. Uses r0-r5.
+/// slot `key`: the identities (command lines and executables) of the ancestors and of the
+/// namespace's init, and whether the task was entered from outside (which stays true across
+/// exec). A task unknown to guard inherits none. Uses r0-r5.
 pub fn inherit(a: &mut Asm, key: i16) {
     let no_entry = a.label();
     map_lookup(a, abi::MAP_TASKS, key);
@@ -85,6 +85,8 @@ pub fn inherit(a: &mut Asm, key: i16) {
     for off in [
         offset_of!(TaskInfo, inh_anc),
         offset_of!(TaskInfo, inh_pid1),
+        offset_of!(TaskInfo, inh_anc_exe),
+        offset_of!(TaskInfo, inh_pid1_exe),
     ] {
         a.ldx(Size::DW, R1, R0, off as i16);
         a.stx(Size::DW, R6, info(off), R1);
@@ -212,9 +214,32 @@ pub fn cmdline_identity(a: &mut Asm, p: &Params) {
     a.stx(Size::DW, R6, info(offset_of!(TaskInfo, pid1_ids)), R2);
 }
 
+/// The ancestry words of the executable's identities, once `exe_ids` is known (on every path,
+/// also when the executable's path could not be read and `exe_ids` is empty): `anc_exe` adds
+/// the inherited ones, `pid1_exe` too when the task is its namespace's init (a new image
+/// starts there). The same derivation as [`cmdline_identity`]'s for `anc` and `pid1`.
+/// Idempotent. Uses r1-r3.
+pub fn exe_ancestry(a: &mut Asm) {
+    let exe_ids = info(offset_of!(TaskInfo, exe_ids));
+    a.comment("anc_exe = inherited | exe; pid1_exe = inherited | (exe if this task is its namespace's init)");
+    a.ldx(Size::DW, R1, R6, exe_ids);
+    a.ldx(Size::DW, R2, R6, info(offset_of!(TaskInfo, inh_anc_exe)));
+    a.alu_reg(Alu::Or, R2, R1);
+    a.stx(Size::DW, R6, info(offset_of!(TaskInfo, anc_exe)), R2);
+    let keep = a.label();
+    a.ldx(Size::DW, R2, R6, info(offset_of!(TaskInfo, inh_pid1_exe)));
+    a.ldx(Size::DW, R3, R6, FLAGS);
+    a.jmp_imm(Cond::Set, R3, task_flags::NS_INIT as i32, keep);
+    a.mov_imm(R1, 0);
+    a.bind(keep);
+    a.alu_reg(Alu::Or, R2, R1);
+    a.stx(Size::DW, R6, info(offset_of!(TaskInfo, pid1_exe)), R2);
+}
+
 /// The executable's identities: the entries from `EXE_TAG_BASE` on in the rule list whose
 /// index is in the stack slot `list` (the list the walk of the executable's path selected),
-/// into `info.exe_ids`. Jumps to `done` when finished. Uses r0-r5, r8, r9.
+/// into `info.exe_ids`. Jumps to `done` when finished; the caller derives the ancestry words
+/// there ([`exe_ancestry`]). Uses r0-r5, r8, r9.
 pub fn exe_identity(a: &mut Asm, p: &Params, list: i16, done: Label) {
     let top = a.label();
     let next = a.label();

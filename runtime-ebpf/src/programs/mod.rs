@@ -107,6 +107,7 @@ pub fn maps() -> Vec<(String, crate::elf::MapDef)> {
     use crate::abi;
     use crate::elf::MapDef;
     const HASH: u32 = 1;
+    const ARRAY: u32 = 2;
     const PERCPU_ARRAY: u32 = 6;
     const RINGBUF: u32 = 27;
     const NO_PREALLOC: u32 = 1;
@@ -153,6 +154,10 @@ pub fn maps() -> Vec<(String, crate::elf::MapDef)> {
                 abi::TASKS_MAX_ENTRIES,
                 NO_PREALLOC,
             ),
+        ),
+        (
+            abi::MAP_RULE_OFF.into(),
+            def(ARRAY, 4, core::mem::size_of::<abi::RuleOff>() as u32, 1, 0),
         ),
         (
             abi::MAP_COUNTERS.into(),

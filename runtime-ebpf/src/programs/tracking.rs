@@ -20,12 +20,13 @@ use crate::ktypes::field;
 /// ([`identity::TMP`], [`identity::TMP2`], [`identity::LEN`]).
 const KEY: i16 = -4; // u32 tid of the task being written
 const KEY2: i16 = -8; // u32 second key (parent tid, scratch key)
-const INFO: i16 = -72; // TaskInfo, 64 bytes: -72..-8 (fork)
 const ARG_START: i16 = -104;
 const TASK: i16 = -112; // the exec'ing task (BTF pointer, spilled)
 const BPRM: i16 = -120; // its linux_binprm (BTF pointer, spilled)
 const LIST: i16 = -128; // rule list of the executable's path
 const OLD_PID: i16 = -136; // u32 tid of the thread that called execve (before de_thread)
+/// The child's TaskInfo being built (fork), below every other slot.
+const INFO: i16 = OLD_PID - core::mem::size_of::<TaskInfo>() as i16;
 
 fn info_field(offset: usize) -> i16 {
     INFO + offset as i16
@@ -131,6 +132,7 @@ fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmEr
     a.st(Size::DW, FP, LIST, 0);
 
     a.bind(store);
+    identity::exe_ancestry(a);
     a.comment("the entry is written before judging: the exec rules see the new image's identities");
     a.ld_map(R1, abi::MAP_TASKS);
     a.mov(R2, FP);
@@ -230,6 +232,19 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
             offset_of!(TaskInfo, img_pid1),
         ),
         (offset_of!(TaskInfo, exe_ids), offset_of!(TaskInfo, exe_ids)),
+        (offset_of!(TaskInfo, anc_exe), offset_of!(TaskInfo, anc_exe)),
+        (
+            offset_of!(TaskInfo, pid1_exe),
+            offset_of!(TaskInfo, pid1_exe),
+        ),
+        (
+            offset_of!(TaskInfo, anc_exe),
+            offset_of!(TaskInfo, inh_anc_exe),
+        ),
+        (
+            offset_of!(TaskInfo, pid1_exe),
+            offset_of!(TaskInfo, inh_pid1_exe),
+        ),
     ];
     for (from, to) in copy {
         a.ldx(Size::DW, R1, R0, from as i16);
@@ -259,6 +274,13 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, inh_pid1)), 0);
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_ids)), 0);
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, img_pid1)), 0);
+    a.st(
+        Size::DW,
+        FP,
+        info_field(offset_of!(TaskInfo, inh_pid1_exe)),
+        0,
+    );
+    a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_exe)), 0);
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, flags)));
     a.alu_imm(Alu::And, R1, !(task_flags::ENTERED as i32));
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);
@@ -266,6 +288,8 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, self_ids)));
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_ids)), R1);
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, img_pid1)), R1);
+    a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, exe_ids)));
+    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_exe)), R1);
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, flags)));
     a.alu_imm(Alu::Or, R1, task_flags::NS_INIT as i32);
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);

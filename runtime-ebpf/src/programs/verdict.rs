@@ -4,6 +4,12 @@
 //! of its patterns matched) must allow it. Among the rules that refuse it, the most severe action
 //! wins (kill > deny > alert); on a tie the rule listed first (lowest id, i.e. first in the
 //! source) is the one reported.
+//!
+//! A rule `guard-run` switched off ([`abi::MAP_RULE_OFF`]: the safety valve) refuses at
+//! `alert` level, so another rule's kill or deny of the same operation still wins; the event
+//! reports the off rule's own action with [`event_flags::NOT_ENFORCED`]. In audit mode nothing
+//! is carried out and every refusal is reported that way. The map's value is looked up once,
+//! before the rules: a bit test per rule costs the verifier far less than a lookup per rule.
 
 use core::mem::{offset_of, size_of};
 
@@ -11,23 +17,30 @@ use super::common::{count, dfa_info, dfa_step, list_load, map_lookup};
 use super::walk::{BUF_MASK, H_FD, H_FLAGS, H_OPS, H_POS, HEADER, PATH_END};
 use super::{Params, identity};
 use crate::abi::{
-    self, Action, Counter, Event, RULE_COUNTER_KINDS, RuleCounter, RuleEntry, TaskInfo, Term,
-    event_flags,
+    self, Action, Counter, Event, RULE_COUNTER_KINDS, RuleCounter, RuleEntry, RuleOff, TaskInfo,
+    Term, event_flags,
 };
 use crate::asm::{
-    Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Reg, Size,
+    Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, Reg, Size,
 };
 use crate::ktypes::field;
 
 const KEY: i16 = -4;
 const CKEY: i16 = -8;
-/// The identity words, `N_WORDS` u64s: -328..-256.
+/// The identity words, `N_WORDS` u64s: -328..-240.
 const BITS: i16 = -328;
 const BEST: i16 = -336;
 const BEST_RULE: i16 = -344;
 const LEN: i16 = -352;
 const COMM: i16 = -376; // 16 bytes + 8 spare: -376..-352
 const CGROUP: i16 = -384;
+/// The action the best refusal would have had if its rule were enforced (= `BEST` unless the
+/// safety valve switched the rule off).
+const BEST_WOULD: i16 = -424;
+/// u32 key 0 of the rule-off map.
+const OFF_KEY: i16 = -432;
+/// The id of the rule being judged, kept over the helper call that counts it.
+const RULE_ID: i16 = -440;
 
 // The per-rule counter index is `rule << 2 | kind`.
 const _: () = assert!(RULE_COUNTER_KINDS == 4);
@@ -82,7 +95,13 @@ pub fn judge_and_act(
     }
     computed_words(a, p, subject);
 
+    a.comment("r8: which rules are switched off (audit mode, safety valve)");
+    a.st(Size::W, FP, OFF_KEY, 0);
+    map_lookup(a, abi::MAP_RULE_OFF, OFF_KEY);
+    a.jmp_imm(Cond::Eq, R0, 0, out);
+    a.mov(R8, R0);
     a.st(Size::DW, FP, BEST, Action::Allow as i32);
+    a.st(Size::DW, FP, BEST_WOULD, Action::Allow as i32);
     a.st(Size::DW, FP, BEST_RULE, 0);
     a.comment("len = lists[list]");
     a.mov(R2, R7);
@@ -111,13 +130,14 @@ pub fn judge_and_act(
     a.ldx(Size::DW, R2, R6, H_OPS);
     a.alu_reg(Alu::And, R1, R2);
     a.jmp_imm(Cond::Eq, R1, 0, next);
-    a.comment("the rule matched: count it (r8 keeps its id over the helper call)");
-    a.mov(R8, R0);
+    a.comment("the rule matched: count it (its id kept on the stack over the helper call; r8");
+    a.comment("is the rule-off value)");
+    a.stx(Size::DW, FP, RULE_ID, R0);
     a.mov(R1, R0);
     a.alu_imm(Alu::Lsh, R1, 2);
     a.alu_imm(Alu::Or, R1, RuleCounter::Matched as i32);
     count_rule(a, R1);
-    a.mov(R0, R8);
+    a.ldx(Size::DW, R0, FP, RULE_ID);
     a.mov(R4, R0);
     a.alu_imm(Alu::Mul, R4, size_of::<RuleEntry>() as i32);
     a.ld_data(R3, abi::RODATA_RULES, 0);
@@ -129,12 +149,20 @@ pub fn judge_and_act(
 
     a.bind(decided);
     let emit = a.label();
+    let unenforced = a.label();
     a.ldx(Size::DW, R1, FP, BEST);
     a.jmp_imm(Cond::Eq, R1, Action::Allow as i32, out);
     count(a, abi::MAP_COUNTERS, Counter::Refused as u32, CKEY);
+    let alert_only = a.label();
+    a.comment("the best refusal is a kill or deny the safety valve switched off");
+    a.ldx(Size::DW, R1, FP, BEST_WOULD);
+    a.ldx(Size::DW, R2, FP, BEST);
+    a.jmp_reg(Cond::Ne, R1, R2, unenforced);
+    a.jmp_imm(Cond::Lt, R2, Action::Deny as i32, alert_only);
+    a.comment("audit mode: nothing is carried out");
+    a.ldx(Size::W, R1, R8, offset_of!(RuleOff, audit) as i16);
+    a.jmp_imm(Cond::Ne, R1, 0, unenforced);
     count_decision(a, enforce);
-    a.ldx(Size::DW, R1, FP, BEST);
-    a.jmp_imm(Cond::Lt, R1, Action::Deny as i32, emit);
     match enforce {
         Enforce::Signal => {
             a.comment("kill (this backend cannot deny: guard-run refuses deny rules here unless told to kill instead)");
@@ -153,6 +181,29 @@ pub fn judge_and_act(
     a.alu_imm(Alu::Or, R1, event_flags::KILL_FAILED as i32);
     a.stx(Size::DW, R6, H_FLAGS, R1);
     count(a, abi::MAP_COUNTERS, Counter::KillFailed as u32, CKEY);
+    a.jmp(emit);
+
+    a.bind(alert_only);
+    count_decision(a, enforce);
+    a.jmp(emit);
+
+    a.bind(unenforced);
+    a.comment("not carried out: the rule's counters count an alert");
+    a.ldx(Size::DW, R1, FP, BEST_RULE);
+    a.alu_imm(Alu::Lsh, R1, 2);
+    a.alu_imm(Alu::Or, R1, RuleCounter::Alerted as i32);
+    count_rule(a, R1);
+    let would_deny = a.label();
+    a.ldx(Size::DW, R1, R6, H_FLAGS);
+    a.alu_imm(Alu::Or, R1, event_flags::NOT_ENFORCED as i32);
+    a.stx(Size::DW, R6, H_FLAGS, R1);
+    a.ldx(Size::DW, R1, FP, BEST_WOULD);
+    a.jmp_imm(Cond::Ne, R1, Action::Kill as i32, would_deny);
+    count(a, abi::MAP_COUNTERS, Counter::WouldKill as u32, CKEY);
+    a.jmp(emit);
+    a.bind(would_deny);
+    count(a, abi::MAP_COUNTERS, Counter::WouldDeny as u32, CKEY);
+
     a.bind(emit);
     emit_event(a, kind, out, subject);
     Ok(())
@@ -229,12 +280,14 @@ fn entry_words(a: &mut Asm) {
 }
 
 /// The identity words a task's entry holds, and where.
-const FROM_ENTRY: [(usize, usize); 5] = [
+const FROM_ENTRY: [(usize, usize); 7] = [
     (abi::WORD_SELF, offset_of!(TaskInfo, self_ids)),
     (abi::WORD_ANC, offset_of!(TaskInfo, anc_ids)),
     (abi::WORD_PID1, offset_of!(TaskInfo, pid1_ids)),
     (abi::WORD_IMG_PID1, offset_of!(TaskInfo, img_pid1)),
     (abi::WORD_EXE, offset_of!(TaskInfo, exe_ids)),
+    (abi::WORD_ANC_EXE, offset_of!(TaskInfo, anc_exe)),
+    (abi::WORD_PID1_EXE, offset_of!(TaskInfo, pid1_exe)),
 ];
 
 /// The same words from the exec record in the scratch value: the entry the task will have.
@@ -345,7 +398,7 @@ fn computed_words(a: &mut Asm, p: &Params, subject: Subject) {
 
 /// r4 points at the rule's entry and r0 holds its id. Falls through when the rule refuses
 /// (after recording it as the best refusal so far if it is the most severe), jumps to
-/// `allowed` when one of its terms holds. Uses r1-r3.
+/// `allowed` when one of its terms holds. r8 points at the rule-off value. Uses r1-r5.
 fn judge_rule(a: &mut Asm, allowed: Label) {
     let refused = a.label();
     let n_terms = offset_of!(RuleEntry, n_terms) as i16;
@@ -370,10 +423,28 @@ fn judge_rule(a: &mut Asm, allowed: Label) {
         a.bind(fail);
     }
     a.bind(refused);
+    a.comment("r1: the rule's action, lowered to alert if the safety valve switched the rule off");
+    a.comment("(bit id of r8's rules); computed without a branch, which would double the");
+    a.comment("verifier's paths through every iteration");
     a.ldx(Size::W, R1, R4, offset_of!(RuleEntry, action) as i16);
-    a.ldx(Size::DW, R2, FP, BEST);
-    a.jmp_reg(Cond::Le, R1, R2, allowed);
+    a.mov(R2, R1);
+    a.mov(R3, R0);
+    a.alu_imm(Alu::Rsh, R3, 3);
+    a.alu_imm(Alu::And, R3, (abi::RULE_OFF_BITS / 8 - 1) as i32);
+    a.alu_reg(Alu::Add, R3, R8);
+    a.ldx(Size::B, R3, R3, offset_of!(RuleOff, rules) as i16);
+    a.mov(R5, R0);
+    a.alu_imm(Alu::And, R5, 7);
+    a.alu_reg(Alu::Rsh, R3, R5);
+    a.alu_imm(Alu::And, R3, 1);
+    a.mov(R5, R1);
+    a.alu_imm(Alu::Sub, R5, Action::Alert as i32);
+    a.alu_reg(Alu::Mul, R5, R3);
+    a.alu_reg(Alu::Sub, R1, R5);
+    a.ldx(Size::DW, R3, FP, BEST);
+    a.jmp_reg(Cond::Le, R1, R3, allowed);
     a.stx(Size::DW, FP, BEST, R1);
+    a.stx(Size::DW, FP, BEST_WOULD, R2);
     a.stx(Size::DW, FP, BEST_RULE, R0);
 }
 
@@ -395,7 +466,7 @@ fn emit_event(a: &mut Asm, kind: u32, out: Label, subject: Subject) {
     a.call(Helper::GetCurrentCgroupId);
     a.stx(Size::DW, R7, o(offset_of!(Event, cgroup_id)), R0);
     a.st(Size::W, R7, o(offset_of!(Event, kind)), kind as i32);
-    a.ldx(Size::DW, R1, FP, BEST);
+    a.ldx(Size::DW, R1, FP, BEST_WOULD);
     a.stx(Size::W, R7, o(offset_of!(Event, action)), R1);
     a.ldx(Size::DW, R1, FP, BEST_RULE);
     a.stx(Size::W, R7, o(offset_of!(Event, rule)), R1);

@@ -184,8 +184,8 @@ fn node_credentials_are_built_by_halves() {
 fn limits_hold_when_split() {
     // Forward, "the 11th byte from the end is `a`" and "... is `b`": 2^11
     // states each, but 3^11 = 177,147 together; the third pattern's bytes
-    // make 158 classes, so the product passes the 2^24 transitions after
-    // 106,000 states.
+    // make 158 classes, so the product passes the 2^22 transitions after
+    // 26,500 states.
     let filler: String = (' '..='~')
         .filter(|c| !matches!(c, '*' | '?' | '\\'))
         .chain('\u{80}'..='\u{bf}')
@@ -208,4 +208,21 @@ fn limits_hold_when_split() {
     for one in &specs {
         assert!(build(std::slice::from_ref(one), false).is_ok());
     }
+}
+
+/// Found by fuzzing: one path pattern whose reversed DFA tracks every
+/// overlapping start of `k8s_sa_token` across 87 single-byte wildcards. It
+/// used to take 5.6 s and make a 51 MB table; the limits refuse it at once.
+#[test]
+fn a_pattern_with_long_wildcard_runs_is_refused_quickly() {
+    let text = format!("/m{}={}k8s_sa_token*", "?".repeat(47), "?".repeat(39));
+    let spec = PatternSpec {
+        text: &text,
+        tag: 0,
+        mode: Mode::Path,
+    };
+    assert!(matches!(
+        build(std::slice::from_ref(&spec), true),
+        Err(DfaError::Blowup { .. })
+    ));
 }
