@@ -416,8 +416,8 @@ pub const RULE_COUNTS_DEFAULT_ENTRIES: u32 = RULE_COUNTER_KINDS;
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuleCounter {
-    /// Operations the rule covered: one of its patterns matched the path and the operation is
-    /// one of its own, whether its subject allowed it or not.
+    /// Operations the rule decided: its condition refused them (a Falco rule "matches" when
+    /// its condition holds). The sum of the other three.
     Matched = 0,
     /// Refusals this rule decided that were carried out by killing (on the tracepoint backend
     /// also a `deny` enforced by killing).

@@ -62,6 +62,10 @@ fn enforcement_survives_sigkill_a_new_agent_adopts_and_unload_ends_it() {
     let first = Agent::start(&object, &args, false).expect("loads");
     assert_eq!(cat_secret(&scenario), Some(137));
     assert_eq!(first.wait_alerts(1, Duration::from_secs(10)).len(), 1);
+    // The ring buffer's consumer position moves once the agent is done with an event: killed
+    // between printing and that, the event is delivered again to the next agent (at least
+    // once). Give it the moment it needs, so that the count below is exact.
+    std::thread::sleep(Duration::from_millis(300));
     let (_, stderr) = first.kill();
     assert!(
         !stderr.iter().any(|l| l.contains("stopping")),
@@ -86,8 +90,8 @@ fn enforcement_survives_sigkill_a_new_agent_adopts_and_unload_ends_it() {
     assert_eq!(rule["killed"], 4, "{p}");
     assert_eq!(rule["denied"], 0, "{p}");
     assert_eq!(rule["alerted"], 0, "{p}");
-    // The app's reads match the rule too (and are allowed).
-    assert!(rule["matched"].as_u64().unwrap() >= 4 + 5, "{p}");
+    // Matched: the refusals this rule decided (the app's allowed reads are not matches).
+    assert_eq!(rule["matched"], 4, "{p}");
     assert_eq!(p["drops"]["ring_buffer_full"], 0, "{p}");
 
     // A new agent adopts: no load, the three events raised meanwhile alerted at once.

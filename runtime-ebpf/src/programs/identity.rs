@@ -249,7 +249,7 @@ pub fn exe_identity(a: &mut Asm, p: &Params, list: i16, done: Label) {
     a.jmp_imm(Cond::Ge, R8, p.rule_list_len as i32, done);
     a.mov_imm(R9, 0);
     a.bind(top);
-    a.jmp_imm(Cond::Ge, R9, abi::MAX_RULES_PER_LIST as i32, done);
+    a.jmp_imm(Cond::Ge, R9, p.max_list as i32, done);
     a.ldx(Size::DW, R8, FP, list);
     a.mov(R2, R8);
     list_load(a, p.rule_list_len, R1, done);

@@ -39,8 +39,6 @@ const CGROUP: i16 = -384;
 const BEST_WOULD: i16 = -424;
 /// u32 key 0 of the rule-off map.
 const OFF_KEY: i16 = -432;
-/// The id of the rule being judged, kept over the helper call that counts it.
-const RULE_ID: i16 = -440;
 
 // The per-rule counter index is `rule << 2 | kind`.
 const _: () = assert!(RULE_COUNTER_KINDS == 4);
@@ -112,7 +110,7 @@ pub fn judge_and_act(
     let next = a.label();
     a.mov_imm(R9, 0);
     a.bind(top);
-    a.jmp_imm(Cond::Ge, R9, abi::MAX_RULES_PER_LIST as i32, decided);
+    a.jmp_imm(Cond::Ge, R9, p.max_list as i32, decided);
     a.ldx(Size::DW, R1, FP, LEN);
     a.jmp_reg(Cond::Ge, R9, R1, decided);
     a.mov(R2, R7);
@@ -130,18 +128,6 @@ pub fn judge_and_act(
     a.ldx(Size::DW, R2, R6, H_OPS);
     a.alu_reg(Alu::And, R1, R2);
     a.jmp_imm(Cond::Eq, R1, 0, next);
-    a.comment("the rule matched: count it (its id kept on the stack over the helper call; r8");
-    a.comment("is the rule-off value)");
-    a.stx(Size::DW, FP, RULE_ID, R0);
-    a.mov(R1, R0);
-    a.alu_imm(Alu::Lsh, R1, 2);
-    a.alu_imm(Alu::Or, R1, RuleCounter::Matched as i32);
-    count_rule(a, R1);
-    a.ldx(Size::DW, R0, FP, RULE_ID);
-    a.mov(R4, R0);
-    a.alu_imm(Alu::Mul, R4, size_of::<RuleEntry>() as i32);
-    a.ld_data(R3, abi::RODATA_RULES, 0);
-    a.alu_reg(Alu::Add, R4, R3);
     judge_rule(a, next);
     a.bind(next);
     a.alu_imm(Alu::Add, R9, 1);
@@ -153,6 +139,13 @@ pub fn judge_and_act(
     a.ldx(Size::DW, R1, FP, BEST);
     a.jmp_imm(Cond::Eq, R1, Action::Allow as i32, out);
     count(a, abi::MAP_COUNTERS, Counter::Refused as u32, CKEY);
+    a.comment("the deciding rule matched (its condition refused the operation, as a Falco rule");
+    a.comment("matches); counted here, once, not per rule in the loop: a helper call there");
+    a.comment("multiplies the verifier's work past its limit");
+    a.ldx(Size::DW, R1, FP, BEST_RULE);
+    a.alu_imm(Alu::Lsh, R1, 2);
+    a.alu_imm(Alu::Or, R1, RuleCounter::Matched as i32);
+    count_rule(a, R1);
     let alert_only = a.label();
     a.comment("the best refusal is a kill or deny the safety valve switched off");
     a.ldx(Size::DW, R1, FP, BEST_WOULD);
@@ -402,6 +395,10 @@ fn computed_words(a: &mut Asm, p: &Params, subject: Subject) {
 fn judge_rule(a: &mut Asm, allowed: Label) {
     let refused = a.label();
     let n_terms = offset_of!(RuleEntry, n_terms) as i16;
+    // A term holds when every word has its `must` bits and none of its `must_not` bits. The
+    // mismatches of all words are or-ed together and tested once: a branch per word would
+    // give the verifier two paths per word and term in every iteration of the rule loop (it
+    // took Debian 6.1's verifier past its million instructions on the exec program).
     for t in 0..abi::MAX_TERMS {
         let fail = a.label();
         a.ldx(Size::W, R3, R4, n_terms);
