@@ -205,6 +205,18 @@ impl Options {
         Ok(o)
     }
 
+    /// Runs `cmd` in the guest instead of the tests (what `--run` does).
+    pub fn command(cmd: String) -> Options {
+        Options {
+            keep: false,
+            list: false,
+            filter: None,
+            tests: Vec::new(),
+            run: Some(cmd),
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+        }
+    }
+
     fn selected(&self) -> Vec<&'static VmTest> {
         VM_TESTS
             .iter()
@@ -231,6 +243,12 @@ pub fn run(opts: Options) -> Result<bool> {
         }
         return Ok(true);
     }
+    run_with_console(opts).map(|(ok, _)| ok)
+}
+
+/// [`run`], also returning the guest's console line by line (`cargo xtask bench` reads its
+/// figures off it).
+pub fn run_with_console(opts: Options) -> Result<(bool, Vec<String>)> {
     let started = Instant::now();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let ws = Workspace::load(&cargo)?;
@@ -280,7 +298,7 @@ pub fn run(opts: Options) -> Result<bool> {
 
     let report = report::Report::parse(&run.lines);
     let ok = report.print(&planned, opts.run.is_none(), &run, &log, started.elapsed());
-    Ok(ok)
+    Ok((ok, run.lines))
 }
 
 /// The guest sees the host's root, except where it mounts its own file systems.
@@ -338,15 +356,15 @@ fn step(what: &str) {
 }
 
 /// What `cargo metadata` says about the workspace.
-struct Workspace {
-    root: PathBuf,
-    target_dir: PathBuf,
+pub struct Workspace {
+    pub root: PathBuf,
+    pub target_dir: PathBuf,
     /// Package id -> (name, directory).
     packages: BTreeMap<String, (String, PathBuf)>,
 }
 
 impl Workspace {
-    fn load(cargo: &OsString) -> Result<Workspace> {
+    pub fn load(cargo: &OsString) -> Result<Workspace> {
         let out = Command::new(cargo)
             .args(["metadata", "--no-deps", "--format-version", "1"])
             .stderr(Stdio::inherit())
@@ -508,6 +526,15 @@ fn build(cargo: &OsString, ws: &Workspace, opts: &Options) -> Result<Vec<Planned
             .args(["build", "--workspace", "--bins"])
             .current_dir(&ws.root),
     )?;
+    if let Some(cmd) = &opts.run {
+        // A command, not the tests: the test executables need not be built.
+        return Ok(vec![Planned {
+            name: "run".into(),
+            dir: ws.root.clone(),
+            exe: "/bin/sh".into(),
+            args: vec!["-c".into(), cmd.clone()],
+        }]);
+    }
     let out = Command::new(cargo)
         .args([
             "test",
@@ -553,15 +580,6 @@ fn build(cargo: &OsString, ws: &Workspace, opts: &Options) -> Result<Vec<Planned
     }
 
     let mut planned = Vec::new();
-    if let Some(cmd) = &opts.run {
-        planned.push(Planned {
-            name: "run".into(),
-            dir: ws.root.clone(),
-            exe: "/bin/sh".into(),
-            args: vec!["-c".into(), cmd.clone()],
-        });
-        return Ok(planned);
-    }
     for v in opts.selected() {
         let Some((exe, dir)) = executables.get(&(v.package.to_string(), v.target.to_string()))
         else {
