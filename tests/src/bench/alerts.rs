@@ -56,7 +56,8 @@ impl AlertsResult {
     }
 }
 
-/// `guard-run load OBJECT --json --output-file SINK`, stdout discarded, stderr collected.
+/// `guard-run load OBJECT --json --output-file SINK --unpin-on-exit`, stdout discarded, stderr
+/// collected.
 struct Sink {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -69,6 +70,11 @@ impl Sink {
             .arg(object)
             .args(["--json", "--output-file"])
             .arg(file)
+            // The bench's own pin root, unloaded when the sink stops: a benchmark must not
+            // leave a policy enforced on the machine.
+            .arg("--pin-root")
+            .arg(crate::agent::default_pin_root())
+            .arg("--unpin-on-exit")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -129,8 +135,20 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM, so that `--unpin-on-exit` unloads the policy; a SIGKILLed agent would leave
+        // it pinned and enforced, so whatever is left under the bench's root is unloaded too.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
         let _ = self.child.wait();
+        let _ = Command::new(crate::bin("guard-run"))
+            .args(["unload", "--all", "--pin-root"])
+            .arg(crate::agent::default_pin_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir(crate::agent::default_pin_root());
     }
 }
 
