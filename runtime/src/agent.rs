@@ -345,7 +345,6 @@ impl Agent<'_> {
                 trip.programs.len()
             ),
         };
-        eprintln!("guard-run: WARNING: {output}");
         let fields = std::collections::BTreeMap::from([
             ("guard.rule".to_string(), serde_json::Value::from(name)),
             (
@@ -353,12 +352,24 @@ impl Agent<'_> {
                 serde_json::Value::from(trip.programs),
             ),
         ]);
+        self.raise_internal(valve::RULE, &output, &fields);
+    }
+
+    /// An internal alert of guard-run's own (lost alerts, the safety valve): on stderr, and
+    /// at Critical on every sink.
+    fn raise_internal(
+        &mut self,
+        rule: &str,
+        output: &str,
+        fields: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
+        eprintln!("guard-run: WARNING: {output}");
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         self.printer
             .sinks
-            .internal(valve::RULE, &output, &fields, Priority::Critical, epoch);
+            .internal(rule, output, fields, Priority::Critical, epoch);
     }
 
     /// Once a second: containers that came and went, and the scopes' cgroups with them; the
@@ -384,13 +395,7 @@ impl Agent<'_> {
         p.set_agent(AgentSlot::LastSeen, pin::now_secs());
         p.set_agent(AgentSlot::ReaderPid, u64::from(std::process::id()));
         if let Some((output, fields)) = self.drops.check(&self.metrics.drops(), Instant::now()) {
-            eprintln!("guard-run: WARNING: {output}");
-            let epoch = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            self.printer
-                .sinks
-                .internal(drops::RULE, &output, &fields, Priority::Critical, epoch);
+            self.raise_internal(drops::RULE, &output, &fields);
         }
     }
 }

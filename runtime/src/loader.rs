@@ -111,7 +111,7 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         backend::check_enforceable(&obj.meta.rules, backend, opts.deny_as_kill)?;
     }
     // Before any program that can act is attached (the tracking program judges exec rules).
-    crate::valve::write(&mut ebpf, opts.audit, &Default::default())?;
+    crate::valve::write(&mut ebpf, opts.audit)?;
     let enforcement: Vec<&abi::ProgramMeta> = obj
         .meta
         .programs

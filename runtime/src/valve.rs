@@ -51,20 +51,13 @@ pub fn switch_off(dir: &Path, rule: u32) -> Result<()> {
         .context("cannot write the rule-off map")
 }
 
-/// Writes the rule-off value of a policy being loaded: audit mode, and the rules switched off.
-pub fn write(ebpf: &mut Ebpf, audit: bool, off: &BTreeSet<u32>) -> Result<()> {
-    let mut value = RuleOff {
+/// Writes the rule-off value of a policy being loaded: audit mode or not, every rule on.
+pub fn write(ebpf: &mut Ebpf, audit: bool) -> Result<()> {
+    let value = RuleOff {
         audit: u32::from(audit),
         _pad: 0,
         rules: [0; abi::RULE_OFF_BITS / 8],
     };
-    for &rule in off {
-        let byte = value
-            .rules
-            .get_mut(rule as usize / 8)
-            .ok_or_else(|| anyhow!("rule {rule} is past the valve's table"))?;
-        *byte |= 1 << (rule % 8);
-    }
     let map = ebpf
         .map_mut(abi::MAP_RULE_OFF)
         .ok_or_else(|| anyhow!("the object has no `{}` map", abi::MAP_RULE_OFF))?;

@@ -19,7 +19,7 @@ use super::Params;
 use super::common::{dfa_info, dfa_step, list_load, map_lookup, read_kernel_to_stack};
 use super::walk;
 use crate::abi::{self, ExecArgs, TaskInfo, task_flags};
-use crate::asm::{Alu, Asm, Cond, FP, Label, R0, R1, R2, R3, R4, R6, R8, R9, Reg, Size};
+use crate::asm::{Alu, Asm, Cond, FP, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Reg, Size};
 use crate::ktypes::field;
 
 /// Where the [`ExecArgs`] record starts in the scratch value.
@@ -270,4 +270,47 @@ pub fn exe_identity(a: &mut Asm, p: &Params, list: i16, done: Label) {
     a.bind(next);
     a.alu_imm(Alu::Add, R9, 1);
     a.jmp(top);
+}
+
+/// Walks the executable being run (r9: its `struct file`, r8: the task) and takes its
+/// executable identities into the record, leaving in the stack slot `list` the rule list its
+/// path selects. A path too long to read whole gets no executable identity, is flagged
+/// truncated, and selects every exec rule that could match it (fail closed); a file the walk
+/// cannot read selects none. Falls through when done. Shared by the tracking program (after the
+/// exec) and the LSM exec check (before it), so that both judge the same file the same way.
+pub fn walk_executable(a: &mut Asm, p: &Params, list: i16) {
+    let walked = a.label();
+    let truncated = a.label();
+    let dead = a.label();
+    let done = a.label();
+    a.st(Size::DW, R6, info(offset_of!(TaskInfo, exe_ids)), 0);
+    a.st(Size::DW, R6, walk::H_FD, -1);
+    a.st(Size::DW, R6, walk::H_OPS, abi::OP_EXEC as i32);
+    walk::walk(a, p, dead, walked, truncated);
+
+    a.bind(walked);
+    a.ldx(Size::DW, R7, R6, walk::H_STATE);
+    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
+    a.alu_imm(Alu::Lsh, R8, 32);
+    a.alu_imm(Alu::Rsh, R8, 32);
+    a.stx(Size::DW, FP, list, R8);
+    a.comment("executable identities: list entries from EXE_TAG_BASE on");
+    exe_identity(a, p, list, done);
+
+    a.bind(truncated);
+    a.comment("the path could not be read whole: no executable identity, and every exec rule that could match judges it");
+    set_flag(
+        a,
+        walk::H_FLAGS,
+        u64::from(abi::event_flags::PATH_TRUNCATED),
+    );
+    a.ldx(Size::DW, R7, R6, walk::H_STATE);
+    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
+    a.alu_imm(Alu::Rsh, R8, 32);
+    a.stx(Size::DW, FP, list, R8);
+    a.jmp(done);
+
+    a.bind(dead);
+    a.st(Size::DW, FP, list, 0);
+    a.bind(done);
 }

@@ -8,10 +8,10 @@
 
 use core::mem::offset_of;
 
-use super::common::{count, current_tid, dfa_info, map_lookup, scratch};
+use super::common::{count, current_tid, map_lookup, scratch};
 use super::identity::{self, CMDLINE, CMDLINE_LEN};
 use super::verdict::{self, Enforce, Subject};
-use super::{Params, Program, walk};
+use super::{Params, Program};
 use crate::abi::{self, Counter, ExecArgs, TaskInfo, exec_flags, task_flags};
 use crate::asm::{Alu, Asm, AsmError, Cond, FP, Helper, R0, R1, R2, R3, R6, R7, R8, R9, Size};
 use crate::ktypes::field;
@@ -97,41 +97,10 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
 /// cannot be read whole), take its executable identities, store the task's entry, then judge
 /// the exec rules the path selected.
 fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmError> {
-    let walked = a.label();
-    let truncated = a.label();
-    let dead = a.label();
-    let store = a.label();
-    a.st(Size::DW, R6, walk::H_FD, -1);
-    a.st(Size::DW, R6, walk::H_OPS, abi::OP_EXEC as i32);
     a.ldx(Size::DW, R8, FP, TASK);
     a.ldx(Size::DW, R9, FP, BPRM);
     a.ldx_field(Size::DW, R9, R9, field("linux_binprm", &["file"]));
-    walk::walk(a, p, dead, walked, truncated);
-
-    a.bind(walked);
-    a.ldx(Size::DW, R7, R6, walk::H_STATE);
-    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
-    a.alu_imm(Alu::Lsh, R8, 32);
-    a.alu_imm(Alu::Rsh, R8, 32);
-    a.stx(Size::DW, FP, LIST, R8);
-    a.comment("executable identities: list entries from EXE_TAG_BASE on");
-    identity::exe_identity(a, p, LIST, store);
-
-    a.bind(truncated);
-    a.comment("the executable's path could not be read whole: no executable identity, and every exec rule that could match judges it");
-    a.ldx(Size::DW, R1, R6, walk::H_FLAGS);
-    a.alu_imm(Alu::Or, R1, abi::event_flags::PATH_TRUNCATED as i32);
-    a.stx(Size::DW, R6, walk::H_FLAGS, R1);
-    a.ldx(Size::DW, R7, R6, walk::H_STATE);
-    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
-    a.alu_imm(Alu::Rsh, R8, 32);
-    a.stx(Size::DW, FP, LIST, R8);
-    a.jmp(store);
-
-    a.bind(dead);
-    a.st(Size::DW, FP, LIST, 0);
-
-    a.bind(store);
+    identity::walk_executable(a, p, LIST);
     identity::exe_ancestry(a);
     a.comment("the entry is written before judging: the exec rules see the new image's identities");
     a.ld_map(R1, abi::MAP_TASKS);

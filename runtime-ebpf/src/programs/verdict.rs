@@ -254,12 +254,19 @@ fn entry_words(a: &mut Asm) {
     a.stx(Size::DW, R6, H_FLAGS, R1);
     a.jmp(entry_done);
     a.bind(known);
+    copy_words(a, R0, 0);
+    a.bind(entry_done);
+}
+
+/// Copies the identity words of the `TaskInfo` at `base + at` onto the stack, and its
+/// `ENTERED` flag into the flags word. Uses r1.
+fn copy_words(a: &mut Asm, base: Reg, at: i16) {
     for (w, off) in FROM_ENTRY {
-        a.ldx(Size::DW, R1, R0, off as i16);
+        a.ldx(Size::DW, R1, base, at + off as i16);
         a.stx(Size::DW, FP, word(w), R1);
     }
     let not_entered = a.label();
-    a.ldx(Size::DW, R1, R0, offset_of!(TaskInfo, flags) as i16);
+    a.ldx(Size::DW, R1, base, at + offset_of!(TaskInfo, flags) as i16);
     a.alu_imm(Alu::And, R1, abi::task_flags::ENTERED as i32);
     a.jmp_imm(Cond::Eq, R1, 0, not_entered);
     a.st(
@@ -269,7 +276,6 @@ fn entry_words(a: &mut Asm) {
         abi::FLAG_ENTERED as i32,
     );
     a.bind(not_entered);
-    a.bind(entry_done);
 }
 
 /// The identity words a task's entry holds, and where.
@@ -288,21 +294,7 @@ fn exec_words(a: &mut Asm) {
     for w in 0..abi::N_WORDS {
         a.st(Size::DW, FP, word(w), 0);
     }
-    for (w, off) in FROM_ENTRY {
-        a.ldx(Size::DW, R1, R6, identity::info(off));
-        a.stx(Size::DW, FP, word(w), R1);
-    }
-    let not_entered = a.label();
-    a.ldx(Size::DW, R1, R6, identity::FLAGS);
-    a.alu_imm(Alu::And, R1, abi::task_flags::ENTERED as i32);
-    a.jmp_imm(Cond::Eq, R1, 0, not_entered);
-    a.st(
-        Size::DW,
-        FP,
-        word(abi::WORD_FLAGS),
-        abi::FLAG_ENTERED as i32,
-    );
-    a.bind(not_entered);
+    copy_words(a, R6, identity::info(0));
 }
 
 /// The identity words computed at the decision: scopes, process name, uid, terminal.
