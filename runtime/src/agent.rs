@@ -4,6 +4,7 @@
 //! otherwise. Once a second it refreshes the node context, reads the kernel's counters and
 //! reports lost alerts.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -203,19 +204,23 @@ fn report(info: &PinnedInfo, how: &How, pinned: &Pinned) {
     let seeded = seeded.map_or(String::new(), |n| {
         format!("; {n} running tasks given their identities")
     });
-    eprintln!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "guard-run: enforcing `{}` ({} rules) with the {} backend{seeded}{how_text}",
         info.meta.source,
         info.meta.rules.len(),
         crate::backend::describe(info.backend),
     );
-    eprintln!(
+    let _ = writeln!(
+        out,
         "guard-run:   policy `{}` pinned at `{}`",
         info.name,
         pinned.dir.display()
     );
     if info.audit {
-        eprintln!(
+        let _ = writeln!(
+            out,
             "guard-run:   AUDIT MODE: nothing is killed or denied; each alert says what would have happened"
         );
     }
@@ -226,20 +231,24 @@ fn report(info: &PinnedInfo, how: &How, pinned: &Pinned) {
         if info.audit && matches!(r.action, abi::Action::Kill | abi::Action::Deny) {
             effective = format!("audit: alert only (would {effective})");
         }
-        eprintln!(
+        let _ = writeln!(
+            out,
             "guard-run:   rule {} `{}` (line {}, {}): {effective}",
             r.id, r.name, r.line, r.operation
         );
     }
     if info.meta.rules.len() > SHOWN {
-        eprintln!(
+        let _ = writeln!(
+            out,
             "guard-run:   ... and {} more rules",
             info.meta.rules.len() - SHOWN
         );
     }
     for (name, uid) in &info.users {
-        eprintln!("guard-run:   user `{name}` is uid {uid} on this node");
+        let _ = writeln!(out, "guard-run:   user `{name}` is uid {uid} on this node");
     }
+    // One write: whoever reads the report (an operator's log, a test) gets it whole.
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), out.as_bytes());
 }
 
 struct Printer {

@@ -1,6 +1,6 @@
 //! The node side: `guardc compile` and `guard-run load` as the operator runs them.
 
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -98,17 +98,49 @@ impl Drop for PinRoot {
 }
 
 fn collect(
-    r: impl io::Read + Send + 'static,
+    mut r: impl io::Read + Send + 'static,
     into: Arc<Mutex<Vec<String>>>,
     echo: bool,
 ) -> JoinHandle<()> {
+    // Line by line per read, not per line: guard-run writes its load report in one write, and
+    // a test that saw its first line must see all of it (a test once read the report while
+    // this thread was between two of its lines).
     std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
+        let mut pending = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match r.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) => n,
+                Err(_) => 0,
+            };
+            if n == 0 && pending.is_empty() {
+                return;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            let end = if n == 0 {
+                pending.len()
+            } else {
+                pending
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1)
+            };
+            let lines: Vec<String> = String::from_utf8_lossy(&pending[..end])
+                .lines()
+                .map(str::to_string)
+                .collect();
+            pending.drain(..end);
             if echo {
-                eprintln!("{line}");
+                for line in &lines {
+                    eprintln!("{line}");
+                }
             }
             if let Ok(mut v) = into.lock() {
-                v.push(line);
+                v.extend(lines);
+            }
+            if n == 0 {
+                return;
             }
         }
     })
