@@ -52,6 +52,7 @@ fn policy_json(root: &Path, name: &str) -> Value {
         "object_path": info.object_path,
         "object_sha3": info.object_sha3,
         "backend": info.backend.as_str(),
+        "mode": if info.audit { "audit" } else { "enforce" },
         "loaded_at": info.loaded_at,
         "loaded_by": info.loaded_by,
         "agent": {
@@ -65,6 +66,9 @@ fn policy_json(root: &Path, name: &str) -> Value {
             "kill_failed": k(Counter::KillFailed),
             "paths_truncated": k(Counter::PathTruncated),
             "execs_judged_after": k(Counter::ExecJudgedAfter),
+            // Audit mode: what enforcing would have done.
+            "would_kill": k(Counter::WouldKill),
+            "would_deny": k(Counter::WouldDeny),
         },
         "drops": {
             "ring_buffer_full": dropped,
@@ -111,6 +115,13 @@ fn print_policy(p: &Value) {
         s(&p["backend"])
     );
     println!("  loaded {age} s ago by {}", s(&p["loaded_by"]));
+    if p["mode"] == "audit" {
+        println!(
+            "  mode: AUDIT: nothing is killed or denied ({} would-kill, {} would-deny so far)",
+            n(&p["counters"]["would_kill"]),
+            n(&p["counters"]["would_deny"])
+        );
+    }
     let agent = &p["agent"];
     if agent["reading"].as_bool() == Some(true) {
         println!("  agent: reading (pid {})", n(&agent["last_pid"]));

@@ -414,3 +414,66 @@ fn a_failed_load_pins_nothing_and_leaves_the_old_version_enforcing() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+/// From audit to enforce and back, as an operator rolls a policy out: each switch is a reload
+/// of the same object, `status` tells the mode and the would-kill count, and the attacker's
+/// read goes through only while the policy audits.
+#[test]
+fn switching_between_audit_and_enforce_is_a_reload() {
+    if !guard_tests::require_kernel_tests("lifecycle: audit switch") {
+        return;
+    }
+    let _kernel = guard_tests::kernel_lock();
+    let scenario = Scenario::start("life-audit").expect("the app starts");
+    let object = compiled(&guard_tests::secrets_policy(), "life-audit");
+    let root = PinRoot::new("audit");
+    let base = ["--json", "--name", "secrets", root.arg()[0], root.arg()[1]];
+    let with_audit: Vec<&str> = base.iter().copied().chain(["--audit"]).collect();
+
+    let audit = Agent::start(&object, &with_audit, false).expect("loads in audit mode");
+    assert_eq!(
+        cat_secret(&scenario),
+        Some(0),
+        "audit mode stopped the read"
+    );
+    let alerts = audit.wait_alerts(1, Duration::from_secs(10));
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("\"guard.action\":\"would kill\"")),
+        "{alerts:?}"
+    );
+    let (status, _, stderr) = audit.stop().expect("stops");
+    assert!(status.success(), "{stderr:?}");
+    let st = root.status();
+    let p = policy(&st, "secrets");
+    assert_eq!(p["mode"], "audit", "{p}");
+    assert_eq!(p["counters"]["would_kill"], 1, "{p}");
+
+    // Enforce: the same object, without --audit, replaces the audit version.
+    let enforce = Agent::start(&object, &base, false).expect("loads enforcing");
+    let report = enforce.stderr().join("\n");
+    assert!(report.contains("(replacing the version of"), "{report}");
+    assert!(!report.contains("AUDIT MODE"), "{report}");
+    assert_eq!(cat_secret(&scenario), Some(137));
+    let alerts = enforce.wait_alerts(1, Duration::from_secs(10));
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("\"guard.action\":\"killed\"")),
+        "{alerts:?}"
+    );
+    let (status, _, stderr) = enforce.stop().expect("stops");
+    assert!(status.success(), "{stderr:?}");
+    let st = root.status();
+    assert_eq!(policy(&st, "secrets")["mode"], "enforce");
+
+    // And back to audit: a reload again, and the read goes through.
+    let back = Agent::start(&object, &with_audit, false).expect("back to audit");
+    assert!(back.stderr().join("\n").contains("(replacing"));
+    assert_eq!(cat_secret(&scenario), Some(0));
+    back.stop().expect("stops");
+    let out = root.guard_run(&["unload", "secrets"]).expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    let _ = std::fs::remove_file(object);
+}
