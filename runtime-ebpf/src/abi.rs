@@ -386,8 +386,9 @@ impl Event {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug)]
 pub enum Counter {
-    /// Opens the open program examined.
-    Opens = 0,
+    /// Unused slot (the ABI keeps its number): counting every open would cost a map update
+    /// on opens no rule covers, which guard promises to leave alone.
+    Unused = 0,
     /// Decisions other than allow.
     Refused = 1,
     /// Events lost because the ring buffer was full.

@@ -392,7 +392,6 @@ impl Agent<'_> {
         let p = &mut *self.pinned;
         let dropped = p.counter(Counter::EventsDropped);
         self.metrics.set_kernel(KernelCounters {
-            opens: p.counter(Counter::Opens),
             refused: p.counter(Counter::Refused),
             ring_full: dropped,
             kill_failed: p.counter(Counter::KillFailed),

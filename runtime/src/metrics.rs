@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 /// The kernel side's counters, as last read (they are per-CPU sums the agent polls).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
-    pub opens: u64,
     pub refused: u64,
     pub ring_full: u64,
     pub kill_failed: u64,
@@ -84,11 +83,6 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{labels} {v}");
             }
         };
-        counter(
-            "guard_kernel_opens_total",
-            "Opens the kernel programs examined.",
-            &[(String::new(), k.opens)],
-        );
         counter(
             "guard_kernel_refusals_total",
             "Decisions other than allow.",
@@ -207,7 +201,6 @@ mod tests {
         m.count_alert("say \"hi\"", "alerted");
         m.webhook_queue_full.fetch_add(3, Ordering::Relaxed);
         m.set_kernel(KernelCounters {
-            opens: 10,
             refused: 2,
             ring_full: 1,
             ..Default::default()
@@ -219,7 +212,7 @@ mod tests {
             "guard_alerts_total{rule=\"say \\\"hi\\\"\",action=\"alerted\"} 1",
             "guard_alerts_dropped_total{cause=\"ring_buffer_full\"} 1",
             "guard_alerts_dropped_total{cause=\"webhook_queue_full\"} 3",
-            "guard_kernel_opens_total 10",
+            "guard_kernel_refusals_total 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
