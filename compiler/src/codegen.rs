@@ -80,6 +80,8 @@ pub fn compile_as(
         n_uids: lowered.uids.len() as u32,
         uses_tty: lowered.uses_tty,
         n_scopes: lowered.scopes.len() as u32,
+        exec_rules: lowered.rules.iter().any(|r| r.ops & abi::OP_EXEC != 0),
+        n_exes: lowered.exes.len() as u32,
     };
     let programs = programs::programs(&params)?;
     let metadata = Metadata {

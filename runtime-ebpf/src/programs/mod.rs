@@ -41,6 +41,20 @@ pub struct Params {
     pub uses_tty: bool,
     /// Scopes the subjects name (0: the cgroup map is not consulted).
     pub n_scopes: u32,
+    /// Whether any rule judges execs: without one, the LSM backend's exec check (and the
+    /// tracepoints that prepare it) is not part of the object.
+    pub exec_rules: bool,
+    /// Executable identities the subjects use (`exe(...)`, `ancestor(.., exe(...))`). With
+    /// none and no exec rule, the exec program does not walk the new executable's path: that
+    /// walk is most of the program's cost to the verifier, and nothing would read its result.
+    pub n_exes: u32,
+}
+
+impl Params {
+    /// Whether the exec program must walk the executable's path.
+    pub fn walks_executables(&self) -> bool {
+        self.exec_rules || self.n_exes > 0
+    }
 }
 
 /// The longest list of a flat rule-list table (`[0, len, ids..., len, ids...]`), at least 1 and
@@ -104,19 +118,23 @@ pub const EXEC_SCRATCH_SIZE: u32 = walk::SCRATCH_SIZE + identity::ARGS_ROOM;
 /// Size of the LSM exec check's per-CPU scratch value.
 pub const BPRM_SCRATCH_SIZE: u32 = shebang::SCRATCH_SIZE;
 
-/// Every program of an object: identity tracking, each backend's open check, and the LSM
-/// backend's exec check (the `execve` tracepoints that prepare it, then the check itself).
+/// Every program of an object: identity tracking, each backend's open check, and, when a rule
+/// judges execs, the LSM backend's exec check (the `execve` tracepoints that prepare it, then
+/// the check itself).
 pub fn programs(p: &Params) -> Result<Vec<Program>, AsmError> {
-    Ok(vec![
+    let mut all = vec![
         tracking::exec(p)?,
         tracking::fork(p)?,
         tracking::exit(p)?,
         open::program(p)?,
         open::lsm_program(p)?,
-        exec_check::argv_program(p, "execve", 1)?,
-        exec_check::argv_program(p, "execveat", 2)?,
-        exec_check::lsm_program(p)?,
-    ])
+    ];
+    if p.exec_rules {
+        all.push(exec_check::argv_program(p, "execve", 1)?);
+        all.push(exec_check::argv_program(p, "execveat", 2)?);
+        all.push(exec_check::lsm_program(p)?);
+    }
+    Ok(all)
 }
 
 /// The maps every guard object defines, as legacy `bpf_map_def`s.

@@ -97,10 +97,21 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
 /// cannot be read whole), take its executable identities, store the task's entry, then judge
 /// the exec rules the path selected.
 fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmError> {
-    a.ldx(Size::DW, R8, FP, TASK);
-    a.ldx(Size::DW, R9, FP, BPRM);
-    a.ldx_field(Size::DW, R9, R9, field("linux_binprm", &["file"]));
-    identity::walk_executable(a, p, LIST);
+    if p.walks_executables() {
+        a.ldx(Size::DW, R8, FP, TASK);
+        a.ldx(Size::DW, R9, FP, BPRM);
+        a.ldx_field(Size::DW, R9, R9, field("linux_binprm", &["file"]));
+        identity::walk_executable(a, p, LIST);
+    } else {
+        a.comment("no rule reads the executable: no walk, no executable identity, no exec rule");
+        a.st(
+            Size::DW,
+            R6,
+            identity::info(offset_of!(TaskInfo, exe_ids)),
+            0,
+        );
+        a.st(Size::DW, FP, LIST, 0);
+    }
     identity::exe_ancestry(a);
     a.comment("the entry is written before judging: the exec rules see the new image's identities");
     a.ld_map(R1, abi::MAP_TASKS);
