@@ -396,6 +396,8 @@ impl Agent<'_> {
             ring_full: dropped,
             kill_failed: p.counter(Counter::KillFailed),
             paths_truncated: p.counter(Counter::PathTruncated),
+            would_kill: p.counter(Counter::WouldKill),
+            would_deny: p.counter(Counter::WouldDeny),
         });
         let total = p.agent_slot(AgentSlot::EventsRead) + std::mem::take(&mut self.read);
         p.set_agent(AgentSlot::EventsRead, total);

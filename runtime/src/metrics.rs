@@ -20,6 +20,9 @@ pub struct KernelCounters {
     pub ring_full: u64,
     pub kill_failed: u64,
     pub paths_truncated: u64,
+    /// Audit mode and the safety valve: refusals judged but not carried out.
+    pub would_kill: u64,
+    pub would_deny: u64,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +100,14 @@ impl Metrics {
             "guard_paths_truncated_total",
             "Paths too long to read whole, judged fail closed.",
             &[(String::new(), k.paths_truncated)],
+        );
+        counter(
+            "guard_kernel_not_enforced_total",
+            "Refusals judged but not carried out (audit mode, safety valve), by what would have happened.",
+            &[
+                ("{would=\"kill\"}".to_string(), k.would_kill),
+                ("{would=\"deny\"}".to_string(), k.would_deny),
+            ],
         );
         let drops: Vec<(String, u64)> = self
             .drops()
@@ -203,6 +214,7 @@ mod tests {
         m.set_kernel(KernelCounters {
             refused: 2,
             ring_full: 1,
+            would_kill: 4,
             ..Default::default()
         });
         let text = m.render();
@@ -213,6 +225,8 @@ mod tests {
             "guard_alerts_dropped_total{cause=\"ring_buffer_full\"} 1",
             "guard_alerts_dropped_total{cause=\"webhook_queue_full\"} 3",
             "guard_kernel_refusals_total 2",
+            "guard_kernel_not_enforced_total{would=\"kill\"} 4",
+            "guard_kernel_not_enforced_total{would=\"deny\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
