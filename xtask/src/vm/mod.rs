@@ -74,8 +74,6 @@ pub const VM_TESTS: &[VmTest] = &[
         args: &[],
         backend: None,
     },
-    // Ancestry by executable: on the LSM backend its exec rule is judged before the exec, with
-    // the identity the exec check computes (a few seconds).
     VmTest {
         package: "guard-tests",
         target: "scopes",
