@@ -110,6 +110,15 @@ pub enum Subject {
         cmdline: String,
         span: Span,
     },
+    /// `ancestor(which, exe(PATTERN, …))`: the executable of the pid-namespace init (`pid1`,
+    /// if the process is that init or descends from it), or of the process itself or any
+    /// ancestor (`any`), matched one of these path patterns when it was executed. Patterns as
+    /// in [`Subject::Exe`].
+    AncestorExe {
+        which: Which,
+        patterns: Vec<String>,
+        span: Span,
+    },
     /// `image(which, "cmdline")`: the process runs that process's image: it
     /// is that process, or was forked from it without an exec since.
     Image {
@@ -396,6 +405,12 @@ impl Subject {
             Subject::Image { which, cmdline, .. } => {
                 write!(f, "image({}, {})", which.as_str(), quote(cmdline))?;
             }
+            Subject::AncestorExe {
+                which, patterns, ..
+            } => {
+                let patterns = quoted(patterns).join(", ");
+                write!(f, "ancestor({}, exe({patterns}))", which.as_str())?;
+            }
             Subject::Cmdline { pattern, .. } => write!(f, "cmdline({})", quote(pattern))?,
             Subject::Name { names, .. } => write!(f, "name({})", quoted(names).join(", "))?,
             Subject::Exe { patterns, .. } => {
@@ -506,6 +521,11 @@ mod tests {
                 patterns: vec!["/usr/bin/*".into()],
                 span,
             },
+            Subject::AncestorExe {
+                which: Which::Any,
+                patterns: vec!["/usr/sbin/sshd".into(), "/opt/*".into()],
+                span,
+            },
             Subject::Uid { uid: 0, span },
             Subject::Tty { span },
         ];
@@ -517,6 +537,7 @@ mod tests {
                 r#"cmdline("python *")"#,
                 r#"name("sh", "bash")"#,
                 r#"exe("/usr/bin/*")"#,
+                r#"ancestor(any, exe("/usr/sbin/sshd", "/opt/*"))"#,
                 "uid(0)",
                 "tty"
             ]

@@ -74,6 +74,7 @@ pub fn compile_as(
         cmdline_dfa: shape(&lowered.cmdline_dfa),
         n_rules: lowered.rules.len() as u32,
         rule_list_len: lowered.rule_lists.len() as u32,
+        max_list: programs::longest_list(&lowered.rule_lists),
         name_dfa: shape(&lowered.name_dfa),
         n_names: lowered.names.len() as u32,
         n_uids: lowered.uids.len() as u32,

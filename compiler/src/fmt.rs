@@ -325,23 +325,28 @@ fn string(lit: &ast::StrLit) -> String {
     format!("\"{}\"", lit.raw)
 }
 
+/// `NAME(ARG, …)`, a call among the arguments (`exe(…)` in `ancestor`) written the same way.
+/// Recursion is bounded by the parser's operator limit (each call has a `(`).
+fn call(call_: &ast::Call) -> String {
+    let args: Vec<String> = call_
+        .args
+        .iter()
+        .map(|a| match a {
+            ast::Arg::Ident(i) => i.name.clone(),
+            ast::Arg::Str(s) => string(s),
+            ast::Arg::Path(p) => p.source.clone(),
+            ast::Arg::Number(n) => n.text.clone(),
+            ast::Arg::Call(inner) => call(inner),
+        })
+        .collect();
+    format!("{}({})", call_.function.name, args.join(", "))
+}
+
 /// A condition as written, parentheses kept, single spaces. Recursion is
 /// bounded by the parser's operator limit.
 fn expr(e: &ast::Expr) -> String {
     match &e.kind {
-        ast::ExprKind::Call(call) => {
-            let args: Vec<String> = call
-                .args
-                .iter()
-                .map(|a| match a {
-                    ast::Arg::Ident(i) => i.name.clone(),
-                    ast::Arg::Str(s) => string(s),
-                    ast::Arg::Path(p) => p.source.clone(),
-                    ast::Arg::Number(n) => n.text.clone(),
-                })
-                .collect();
-            format!("{}({})", call.function.name, args.join(", "))
-        }
+        ast::ExprKind::Call(c) => call(c),
         ast::ExprKind::Name(n) => n.name.clone(),
         ast::ExprKind::And(a, b) => format!("{} and {}", expr(a), expr(b)),
         ast::ExprKind::Or(a, b) => format!("{} or {}", expr(a), expr(b)),
@@ -419,6 +424,14 @@ mod tests {
         assert_eq!(
             fmt(source),
             "# two\nguard /a allow tty else kill # one # three\n"
+        );
+    }
+
+    #[test]
+    fn calls_among_arguments_are_written_like_calls() {
+        assert_eq!(
+            fmt("guard /a allow ancestor( pid1 ,exe( /usr/bin/* ,\"/x y\" ,l ))else kill\n"),
+            "guard /a allow ancestor(pid1, exe(/usr/bin/*, \"/x y\", l)) else kill\n"
         );
     }
 

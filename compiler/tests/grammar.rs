@@ -28,7 +28,7 @@ import \"net\"\n\
 list l = [/a/\\[x\\]/**/*.k?y, \"/q s/\\\"*\", x.y]\n\
 guard deny /a allow ancestr(any, \"a\\tb\") or (uid(0) and not entered) else deny\n    \
 alert alert \"100%% of %proc.name.\" tags [t, \"T1\"]\n\
-guard write 'single' allow nobody else alert INFO\n\
+guard write 'single' allow nobody or ancestor(pid1,exe(/usr/sbin/sshd, l)) else alert INFO\n\
 guard exec \"curl\" allow tty else kill alert critical \"x\" @\n";
 
 #[test]

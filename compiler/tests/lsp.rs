@@ -511,6 +511,9 @@ fn hover_definition_completion_and_formatting() {
     assert_eq!(labels(&actions), ["kill", "deny", "alert"]);
     let modules = edit_and_complete(&mut client, "import \"\"\n", 0, 8);
     assert!(labels(&modules).contains(&"k8s".to_string()));
+    // An ancestor's executable: `exe` is offered as `ancestor`'s second argument.
+    let second = edit_and_complete(&mut client, "guard /a allow ancestor(any, )\n", 0, 29);
+    assert_eq!(labels(&second), ["exe"]);
     let items = edit_and_complete(&mut client, "\n", 0, 0);
     assert_eq!(labels(&items), ["guard", "rule", "list", "macro", "import"]);
 

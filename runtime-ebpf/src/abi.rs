@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
@@ -74,7 +74,8 @@ pub const EVENTS_RING_BYTES: u32 = 8 << 20;
 /// Per-task state stored in [`MAP_TASKS`].
 ///
 /// Identity words hold one bit per identity of the policy (at most 64): bit `i` is the
-/// identity table's entry `i` (a command line the policy names).
+/// identity table's entry `i` (a command line the policy names); in the `*exe*` words, bit `i`
+/// is the `exe(…)` set `i` ([`Metadata::exes`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskInfo {
@@ -96,6 +97,16 @@ pub struct TaskInfo {
     pub img_pid1: u64,
     /// Executable identities (`exe(…)` patterns) its executable matched at exec.
     pub exe_ids: u64,
+    /// Executable identities matched by this process's executable or any ancestor's, each at
+    /// its exec (`ancestor(any, exe(…))`): `exe_ids` of every image in its ancestry.
+    pub anc_exe: u64,
+    /// Executable identities of the init of this process's pid namespace, if this process is
+    /// that init or descends from it (`ancestor(pid1, exe(…))`).
+    pub pid1_exe: u64,
+    /// `anc_exe` inherited from the parent at fork; exec recomputes `anc_exe` from it.
+    pub inh_anc_exe: u64,
+    /// `pid1_exe` inherited from the parent at fork; exec recomputes `pid1_exe` from it.
+    pub inh_pid1_exe: u64,
 }
 
 /// An exec in progress, as the LSM backend sees it before the new program exists: the command
@@ -156,22 +167,26 @@ pub mod task_flags {
 }
 
 /// Index of each identity word in [`Term`]'s arrays, and in the order the programs test them.
-/// The first five come from the task's entry; the last three are computed at the decision.
+/// The first seven come from the task's entry; the others are computed at the decision.
 pub const WORD_SELF: usize = 0;
 pub const WORD_ANC: usize = 1;
 pub const WORD_PID1: usize = 2;
 pub const WORD_IMG_PID1: usize = 3;
 pub const WORD_EXE: usize = 4;
+/// [`TaskInfo::anc_exe`]: `ancestor(any, exe(…))`.
+pub const WORD_ANC_EXE: usize = 5;
+/// [`TaskInfo::pid1_exe`]: `ancestor(pid1, exe(…))`.
+pub const WORD_PID1_EXE: usize = 6;
 /// Process-name identities of the current `comm`.
-pub const WORD_NAMES: usize = 5;
+pub const WORD_NAMES: usize = 7;
 /// Bit `i`: the current real uid equals uid table entry `i`.
-pub const WORD_UIDS: usize = 6;
+pub const WORD_UIDS: usize = 8;
 /// [`FLAG_TTY`] and friends.
-pub const WORD_FLAGS: usize = 7;
+pub const WORD_FLAGS: usize = 9;
 /// Bit `i`: the task's cgroup (v2) is in scope `i` of [`Metadata::scopes`] (a cgroup subtree,
 /// or the cgroups of the containers a container/Kubernetes scope selects on this node).
-pub const WORD_SCOPES: usize = 8;
-pub const N_WORDS: usize = 9;
+pub const WORD_SCOPES: usize = 10;
+pub const N_WORDS: usize = 11;
 
 /// In [`WORD_FLAGS`]: the task has a controlling terminal.
 pub const FLAG_TTY: u64 = 1;
@@ -391,6 +406,29 @@ pub enum Counter {
 }
 pub const N_COUNTERS: u32 = 8;
 
+/// Per-CPU counters per rule, in [`MAP_RULE_COUNTS`]: entry `rule * RULE_COUNTER_KINDS + kind`.
+pub const MAP_RULE_COUNTS: &str = "GUARD_RULECOUNT";
+/// The object declares room for one rule; `guard-run` sizes the map to the policy's rules when
+/// it loads it (a lookup past the end finds nothing, and nothing is counted).
+pub const RULE_COUNTS_DEFAULT_ENTRIES: u32 = RULE_COUNTER_KINDS;
+
+/// What [`MAP_RULE_COUNTS`] counts for each rule.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleCounter {
+    /// Operations the rule decided: its condition refused them (a Falco rule "matches" when
+    /// its condition holds). The sum of the other three.
+    Matched = 0,
+    /// Refusals this rule decided that were carried out by killing (on the tracepoint backend
+    /// also a `deny` enforced by killing).
+    Killed = 1,
+    /// Refusals this rule decided that made the operation fail with `EPERM` (LSM backend).
+    Denied = 2,
+    /// Refusals this rule decided that only raised an alert.
+    Alerted = 3,
+}
+pub const RULE_COUNTER_KINDS: u32 = 4;
+
 // --- metadata ----------------------------------------------------------------------------------
 
 /// The `.guard.meta` section: everything `guard-run` needs besides the programs and maps.
@@ -536,10 +574,10 @@ mod tests {
 
     #[test]
     fn layouts_are_what_the_templates_assume() {
-        assert_eq!(core::mem::size_of::<TaskInfo>(), 64);
-        assert_eq!(core::mem::size_of::<Term>(), 144);
-        assert_eq!(core::mem::size_of::<RuleEntry>(), 592);
-        assert_eq!(core::mem::size_of::<ExecArgs>(), 376);
+        assert_eq!(core::mem::size_of::<TaskInfo>(), 96);
+        assert_eq!(core::mem::size_of::<Term>(), 176);
+        assert_eq!(core::mem::size_of::<RuleEntry>(), 720);
+        assert_eq!(core::mem::size_of::<ExecArgs>(), 408);
         assert_eq!(core::mem::offset_of!(ExecArgs, info), CMDLINE_MAX);
         assert_eq!(core::mem::offset_of!(Event, path) % 8, 0);
         assert_eq!(core::mem::size_of::<Event>() % 8, 0);

@@ -5,11 +5,13 @@
 //! process can start between the scan and tracking unseen; the enforcement programs are
 //! attached last, once every running process has its identity bits.
 
+use std::borrow::BorrowMut;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use aya::programs::links::FdLink;
 use aya::programs::{BtfTracePoint, Lsm, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use guard_ebpf::abi::{self, Attach, Role, Scope, TaskInfo};
@@ -55,15 +57,20 @@ impl Default for Options {
     }
 }
 
-/// A policy loaded and enforced. Dropping it detaches every program.
+/// A policy loaded and enforced. Dropping it detaches every program, unless its links were
+/// pinned.
 pub struct Loaded {
     pub ebpf: Ebpf,
+    /// Every attachment, named after its program (and tracepoint), to be pinned.
+    pub links: Vec<(String, FdLink)>,
     pub backend: Backend,
     pub seeded: usize,
     /// Containers and scopes, kept current by the agent.
     pub node: NodeContext,
     /// `user("name")` subjects as resolved on this node.
     pub users: Vec<(String, u32)>,
+    /// The object as loaded (user names resolved): its hash tells a reload from a restart.
+    pub bytes: Vec<u8>,
 }
 
 /// What the kernel must offer before anything is loaded.
@@ -86,8 +93,10 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
     crate::fs::ensure_mounts()?;
     let btf = Btf::from_sys_fs().context("cannot read the kernel's BTF")?;
     let (bytes, users) = resolve_users(obj, &opts.passwd)?;
+    let rule_counts = (obj.meta.rules.len() as u32).saturating_mul(abi::RULE_COUNTER_KINDS);
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
+        .map_max_entries(abi::MAP_RULE_COUNTS, rule_counts.max(1))
         .load(&bytes)
         .map_err(|e| anyhow!("the kernel refused the object's maps or relocations: {e}"))?;
 
@@ -102,7 +111,7 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         backend::check_enforceable(&obj.meta.rules, backend, opts.deny_as_kill)?;
     }
     // Before any program that can act is attached (the tracking program judges exec rules).
-    crate::valve::write(&mut ebpf, opts.audit, &Default::default())?;
+    crate::valve::write(&mut ebpf, opts.audit)?;
     let enforcement: Vec<&abi::ProgramMeta> = obj
         .meta
         .programs
@@ -121,13 +130,14 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         }
     }
 
+    let mut links = Vec::new();
     for p in obj
         .meta
         .programs
         .iter()
         .filter(|p| p.role == Role::Tracking)
     {
-        attach(&mut ebpf, p)?;
+        links.extend(attach(&mut ebpf, p)?);
     }
     let seeded = seed_tasks(&mut ebpf, obj)?;
     let root = opts
@@ -145,14 +155,16 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
     report_scopes(&node, root_for_report(opts));
     sync_scopes(&mut ebpf, &node.view.bits)?;
     for p in enforcement {
-        attach(&mut ebpf, p)?;
+        links.extend(attach(&mut ebpf, p)?);
     }
     Ok(Loaded {
         ebpf,
+        links,
         backend,
         seeded,
         node,
         users,
+        bytes,
     })
 }
 
@@ -224,30 +236,45 @@ fn verify(ebpf: &mut Ebpf, p: &abi::ProgramMeta, btf: &Btf) -> Result<()> {
     result.map_err(|e| verifier_error(&p.name, e))
 }
 
-fn attach(ebpf: &mut Ebpf, p: &abi::ProgramMeta) -> Result<()> {
+/// Attaches one program; returns its links, each with the name its pin will have.
+fn attach(ebpf: &mut Ebpf, p: &abi::ProgramMeta) -> Result<Vec<(String, FdLink)>> {
     let prog = ebpf
         .program_mut(&p.name)
         .ok_or_else(|| anyhow!("program `{}` vanished", p.name))?;
+    let mut links = Vec::new();
     match &p.attach {
         Attach::BtfTracepoint { name } => {
             let tp: &mut BtfTracePoint = prog.try_into()?;
-            tp.attach()
+            let id = tp
+                .attach()
                 .with_context(|| format!("cannot attach `{}` to tp_btf/{name}", p.name))?;
+            links.push((format!("link_{}", p.name), tp.take_link(id)?.into()));
         }
         Attach::Tracepoint { points } => {
             let tp: &mut TracePoint = prog.try_into()?;
             for (category, name) in points {
-                tp.attach(category, name)
+                let id = tp
+                    .attach(category, name)
                     .with_context(|| format!("cannot attach `{}` to {category}/{name}", p.name))?;
+                let link = FdLink::try_from(tp.take_link(id)?).map_err(|e| {
+                    anyhow!(
+                        "`{}` on {category}/{name}: this kernel attached the tracepoint without \
+                         a BPF link ({e}), which cannot be pinned; guard needs Linux 5.15 or later",
+                        p.name
+                    )
+                })?;
+                links.push((format!("link_{}_{name}", p.name), link));
             }
         }
         Attach::Lsm { hook } => {
             let lsm: &mut Lsm = prog.try_into()?;
-            lsm.attach()
+            let id = lsm
+                .attach()
                 .with_context(|| format!("cannot attach `{}` to lsm/{hook}", p.name))?;
+            links.push((format!("link_{}", p.name), lsm.take_link(id)?.into()));
         }
     }
-    Ok(())
+    Ok(links)
 }
 
 /// Gives every running process its identity bits. Entries the tracking programs wrote since
@@ -276,13 +303,21 @@ fn seed_tasks(ebpf: &mut Ebpf, obj: &GuardObject) -> Result<usize> {
     Ok(seeded)
 }
 
-/// Makes the kernel's cgroup map hold exactly `bits`: new and changed cgroups are written,
-/// cgroups no longer in any scope (or gone) are removed.
+/// Makes the kernel's cgroup map hold exactly `bits` (see [`sync_table`]).
 pub fn sync_scopes(ebpf: &mut Ebpf, bits: &HashMap<u64, u64>) -> Result<usize> {
     let map = ebpf
         .map_mut(abi::MAP_CGROUPS)
         .ok_or_else(|| anyhow!("the object lacks map {}", abi::MAP_CGROUPS))?;
     let mut table: BpfHashMap<&mut MapData, u64, u64> = BpfHashMap::try_from(map)?;
+    sync_table(&mut table, bits)
+}
+
+/// Makes a cgroup map hold exactly `bits`: new and changed cgroups are written, cgroups no
+/// longer in any scope (or gone) are removed.
+pub fn sync_table<T: BorrowMut<MapData>>(
+    table: &mut BpfHashMap<T, u64, u64>,
+    bits: &HashMap<u64, u64>,
+) -> Result<usize> {
     let stale: Vec<u64> = table
         .keys()
         .flatten()
@@ -306,13 +341,13 @@ pub fn sync_scopes(ebpf: &mut Ebpf, bits: &HashMap<u64, u64>) -> Result<usize> {
 
 /// Says loudly which scopes hold no process yet: a typo in a namespace or a pod that is not
 /// scheduled here looks the same from the node, and the operator must hear about both.
-fn root_for_report(opts: &Options) -> Option<PathBuf> {
+pub fn root_for_report(opts: &Options) -> Option<PathBuf> {
     opts.cgroup_root
         .clone()
         .or_else(crate::cgroups::cgroup2_root)
 }
 
-fn report_scopes(node: &NodeContext, root: Option<PathBuf>) {
+pub fn report_scopes(node: &NodeContext, root: Option<PathBuf>) {
     let scopes = node.scopes();
     if scopes.is_empty() {
         return;
@@ -360,9 +395,9 @@ fn describe_scope(s: &Scope) -> String {
 /// otherwise silently hold for no one, which for an `allow` kills the user's processes and
 /// for a `kill` lets them through.
 /// The object's bytes to load, and each `user("name")` with the uid it resolved to.
-type WithUsers = (Vec<u8>, Vec<(String, u32)>);
+pub type WithUsers = (Vec<u8>, Vec<(String, u32)>);
 
-fn resolve_users(obj: &GuardObject, passwd: &Path) -> Result<WithUsers> {
+pub fn resolve_users(obj: &GuardObject, passwd: &Path) -> Result<WithUsers> {
     let mut bytes = obj.bytes.clone();
     if obj.meta.users.is_empty() {
         return Ok((bytes, Vec::new()));
@@ -422,26 +457,5 @@ fn verifier_error(name: &str, e: ProgramError) -> anyhow::Error {
             )
         }
         other => anyhow!("cannot load program `{name}`: {other}"),
-    }
-}
-
-impl Loaded {
-    pub fn take_events(&mut self) -> Result<RingBuf<aya::maps::MapData>> {
-        let map = self
-            .ebpf
-            .take_map(abi::MAP_EVENTS)
-            .ok_or_else(|| anyhow!("the object lacks map {}", abi::MAP_EVENTS))?;
-        Ok(RingBuf::try_from(map)?)
-    }
-
-    /// Sums a per-CPU counter.
-    pub fn counter(&self, c: abi::Counter) -> u64 {
-        let Some(map) = self.ebpf.map(abi::MAP_COUNTERS) else {
-            return 0;
-        };
-        let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(map) else {
-            return 0;
-        };
-        arr.get(&(c as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 }

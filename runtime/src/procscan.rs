@@ -97,8 +97,13 @@ pub fn scan<M: CmdlineMatcher + ?Sized>(
 }
 
 /// Computes every process's words parents first, following the exec/fork programs: at fork a
-/// child inherits its parent's `anc_ids`/`pid1_ids`; at exec it adds its own identities to
-/// `anc_ids`, and to `pid1_ids` when it is its namespace's init.
+/// child inherits its parent's `anc_ids`/`pid1_ids` (and `anc_exe`/`pid1_exe`); at exec it
+/// adds its own identities to `anc_ids` (its executable's to `anc_exe`), and to `pid1_ids`
+/// (`pid1_exe`) when it is its namespace's init.
+///
+/// Only live processes are seen: an ancestor that exited before the scan (its children were
+/// reparented to a subreaper or to init) is unknown, and so are its command line and its
+/// executable. The chain stops at the first parent `/proc` does not list.
 fn inherit<M: CmdlineMatcher + ?Sized>(
     procs: &BTreeMap<u32, Proc>,
     matcher: &M,
@@ -178,7 +183,9 @@ fn exec_info<M: CmdlineMatcher + ?Sized>(
     };
     let same_pid_ns = same_pid_ns.unwrap_or(false);
     let inh_pid1 = if same_pid_ns { parent.pid1_ids } else { 0 };
+    let inh_pid1_exe = if same_pid_ns { parent.pid1_exe } else { 0 };
     let self_ids = p.cmdline.as_deref().map_or(0, |c| matcher.identities(c));
+    let exe_ids = matcher.exe_identities(&p.exe);
     let mut flags = task_flags::FROM_PROC_SCAN | entered;
     if p.ns_init {
         flags |= task_flags::NS_INIT;
@@ -200,7 +207,11 @@ fn exec_info<M: CmdlineMatcher + ?Sized>(
         } else {
             0
         },
-        exe_ids: matcher.exe_identities(&p.exe),
+        exe_ids,
+        anc_exe: parent.anc_exe | exe_ids,
+        pid1_exe: inh_pid1_exe | if p.ns_init { exe_ids } else { 0 },
+        inh_anc_exe: parent.anc_exe,
+        inh_pid1_exe,
     }
 }
 
@@ -423,8 +434,68 @@ mod tests {
             flags,
             // No `exe` links in the fake tree: only a namespace's init runs a known image.
             img_pid1: if flags & INIT != 0 { self_ids } else { 0 },
-            exe_ids: 0,
+            ..TaskInfo::default()
         }
+    }
+
+    /// Identities by exact executable path (and none by command line).
+    struct Exes(Vec<(&'static str, u64)>);
+
+    impl CmdlineMatcher for Exes {
+        fn identities(&self, _cmdline: &[u8]) -> u64 {
+            0
+        }
+        fn exe_identities(&self, exe: &[u8]) -> u64 {
+            self.0
+                .iter()
+                .filter(|(e, _)| e.as_bytes() == exe)
+                .map(|(_, b)| b)
+                .sum()
+        }
+    }
+
+    #[test]
+    fn executable_ancestry_follows_the_fork_and_exec_programs() {
+        let fake = FakeProc::new();
+        #[rustfmt::skip]
+        let specs: [(Spec, &str); 6] = [
+            ((1, "init", 0, "1", b"init\0", &[1]), "/sbin/init"),
+            ((100, "sshd", 1, "100", b"sshd\0", &[100]), "/usr/sbin/sshd"),
+            ((101, "bash", 100, "101", b"bash\0", &[101]), "/bin/bash"),
+            // A new pid namespace: its init runs tini, its child a shell.
+            ((200, "tini", 1, "200\t1", b"tini\0", &[200]), "/tini"),
+            ((201, "sh", 200, "201\t2", b"sh\0", &[201]), "/bin/sh"),
+            // Entered into that namespace from the host: no pid1 identity there.
+            ((202, "sh", 100, "202\t3", b"sh\0", &[202]), "/bin/sh"),
+        ];
+        for (spec, exe) in specs {
+            fake.add(spec);
+            std::os::unix::fs::symlink(exe, fake.0.join(spec.0.to_string()).join("exe")).unwrap();
+        }
+        let exes = Exes(vec![
+            ("/sbin/init", 1),
+            ("/usr/sbin/sshd", 2),
+            ("/bin/bash", 4),
+            ("/tini", 8),
+            ("/bin/sh", 16),
+        ]);
+        let got: BTreeMap<u32, TaskInfo> = scan(&fake.0, &exes).unwrap().into_iter().collect();
+        let words = |pid: u32| {
+            let i = got[&pid];
+            (
+                i.exe_ids,
+                i.anc_exe,
+                i.pid1_exe,
+                i.inh_anc_exe,
+                i.inh_pid1_exe,
+            )
+        };
+        assert_eq!(words(1), (1, 1, 1, 0, 0));
+        assert_eq!(words(100), (2, 3, 1, 1, 1));
+        assert_eq!(words(101), (4, 7, 1, 3, 1));
+        assert_eq!(words(200), (8, 9, 8, 1, 0));
+        assert_eq!(words(201), (16, 25, 8, 9, 8));
+        assert_eq!(words(202), (16, 19, 0, 3, 0));
     }
 
     #[test]

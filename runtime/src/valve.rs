@@ -12,6 +12,7 @@
 //! an attacker to switch a rule off by running many programs, which is why it is opt-in.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -32,20 +33,31 @@ struct PodRuleOff(RuleOff);
 // SAFETY: `RuleOff` is `repr(C)`, all integers, no padding the kernel would not also see.
 unsafe impl aya::Pod for PodRuleOff {}
 
-/// Writes the rule-off value: audit mode, and the rules the valve switched off.
-pub fn write(ebpf: &mut Ebpf, audit: bool, off: &BTreeSet<u32>) -> Result<()> {
-    let mut value = RuleOff {
+/// Switches rule `rule` off in the rule-off map of the policy pinned at `dir`, keeping what
+/// the map already says (audit mode, rules an earlier agent switched off).
+pub fn switch_off(dir: &Path, rule: u32) -> Result<()> {
+    let data = MapData::from_pin(dir.join(abi::MAP_RULE_OFF))
+        .context("cannot open the pinned rule-off map")?;
+    let mut array: Array<MapData, PodRuleOff> =
+        Array::try_from(aya::maps::Map::Array(data)).context("the rule-off map")?;
+    let PodRuleOff(mut value) = array.get(&0, 0).context("cannot read the rule-off map")?;
+    let byte = value
+        .rules
+        .get_mut(rule as usize / 8)
+        .ok_or_else(|| anyhow!("rule {rule} is past the valve's table"))?;
+    *byte |= 1 << (rule % 8);
+    array
+        .set(0, PodRuleOff(value), 0)
+        .context("cannot write the rule-off map")
+}
+
+/// Writes the rule-off value of a policy being loaded: audit mode or not, every rule on.
+pub fn write(ebpf: &mut Ebpf, audit: bool) -> Result<()> {
+    let value = RuleOff {
         audit: u32::from(audit),
         _pad: 0,
         rules: [0; abi::RULE_OFF_BITS / 8],
     };
-    for &rule in off {
-        let byte = value
-            .rules
-            .get_mut(rule as usize / 8)
-            .ok_or_else(|| anyhow!("rule {rule} is past the valve's table"))?;
-        *byte |= 1 << (rule % 8);
-    }
     let map = ebpf
         .map_mut(abi::MAP_RULE_OFF)
         .ok_or_else(|| anyhow!("the object has no `{}` map", abi::MAP_RULE_OFF))?;

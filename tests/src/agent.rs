@@ -1,6 +1,6 @@
 //! The node side: `guardc compile` and `guard-run load` as the operator runs them.
 
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -27,20 +27,120 @@ pub struct Agent {
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
     readers: Vec<JoinHandle<()>>,
+    /// The policy this agent pinned, unloaded when the agent is dropped without a clean stop
+    /// (a failed test must not leave its policy enforcing); `None` when the test manages the
+    /// pin root itself.
+    own_pin: Option<(PathBuf, String)>,
+}
+
+/// The pin root of the agents a test starts without choosing one: per test process, so that
+/// tests never adopt or replace each other's policies.
+pub fn default_pin_root() -> PathBuf {
+    PathBuf::from(format!("/sys/fs/bpf/guard-tests-{}", std::process::id()))
+}
+
+/// A pin root of a test's own, for tests of pinning itself. Dropping it unloads every policy
+/// under it (whatever the test did, nothing stays enforced) and removes it.
+pub struct PinRoot {
+    pub path: PathBuf,
+}
+
+impl PinRoot {
+    pub fn new(tag: &str) -> PinRoot {
+        let path = PathBuf::from(format!(
+            "/sys/fs/bpf/guard-tests-{tag}-{}",
+            std::process::id()
+        ));
+        PinRoot { path }
+    }
+
+    /// `--pin-root DIR`, to pass to `guard-run`.
+    pub fn arg(&self) -> [&str; 2] {
+        ["--pin-root", self.path.to_str().expect("utf-8 path")]
+    }
+
+    /// Runs `guard-run SUBCOMMAND ARGS... --pin-root DIR` to completion.
+    pub fn guard_run(&self, args: &[&str]) -> io::Result<std::process::Output> {
+        Command::new(crate::bin("guard-run"))
+            .args(args)
+            .args(self.arg())
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    /// `guard-run status --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self
+            .guard_run(&["status", "--json"])
+            .expect("guard-run runs");
+        assert!(out.status.success(), "status: {out:?}");
+        serde_json::from_slice(&out.stdout).expect("status prints JSON")
+    }
+
+    /// Every entry of the pin root, staging directories (`_<pid>_<name>`) included.
+    pub fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for PinRoot {
+    fn drop(&mut self) {
+        let _ = self.guard_run(&["unload", "--all"]);
+        let _ = std::fs::remove_dir(&self.path);
+    }
 }
 
 fn collect(
-    r: impl io::Read + Send + 'static,
+    mut r: impl io::Read + Send + 'static,
     into: Arc<Mutex<Vec<String>>>,
     echo: bool,
 ) -> JoinHandle<()> {
+    // Line by line per read, not per line: guard-run writes its load report in one write, and
+    // a test that saw its first line must see all of it (a test once read the report while
+    // this thread was between two of its lines).
     std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
+        let mut pending = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match r.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) => n,
+                Err(_) => 0,
+            };
+            if n == 0 && pending.is_empty() {
+                return;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            let end = if n == 0 {
+                pending.len()
+            } else {
+                pending
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1)
+            };
+            let lines: Vec<String> = String::from_utf8_lossy(&pending[..end])
+                .lines()
+                .map(str::to_string)
+                .collect();
+            pending.drain(..end);
             if echo {
-                eprintln!("{line}");
+                for line in &lines {
+                    eprintln!("{line}");
+                }
             }
             if let Ok(mut v) = into.lock() {
-                v.push(line);
+                v.extend(lines);
+            }
+            if n == 0 {
+                return;
             }
         }
     })
@@ -56,10 +156,35 @@ impl Agent {
         let forced = std::env::var("GUARD_BACKEND")
             .ok()
             .filter(|_| !extra.contains(&"--backend"));
+        // Unless the test manages pinning itself, the agent's policy lives under this test
+        // process's pin root and ends with the agent, as the tests expect.
+        let own_root = (!extra.contains(&"--pin-root")).then(default_pin_root);
+        let own_args: Vec<String> = own_root
+            .iter()
+            .flat_map(|r| {
+                [
+                    "--pin-root".to_string(),
+                    r.display().to_string(),
+                    "--unpin-on-exit".to_string(),
+                ]
+            })
+            .collect();
+        let name = extra
+            .iter()
+            .position(|a| *a == "--name")
+            .and_then(|i| extra.get(i + 1))
+            .map(|n| n.to_string())
+            .or_else(|| {
+                object
+                    .file_stem()
+                    .map(|s| guard_runtime::pin::name_from_stem(&s.to_string_lossy()))
+            })
+            .unwrap_or_default();
         let mut child = Command::new(crate::bin("guard-run"))
             .arg("load")
             .arg(object)
             .args(extra)
+            .args(&own_args)
             .args(forced.iter().flat_map(|b| ["--backend", b.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -76,6 +201,7 @@ impl Agent {
             stdout,
             stderr,
             readers,
+            own_pin: own_root.map(|r| (r, name)),
         };
         // Generous: under emulation (the VM ring) verification alone takes tens of seconds.
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -110,6 +236,20 @@ impl Agent {
         self.stderr.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
+    /// Waits until a line of stderr contains `needle` (or the timeout passed); returns it.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.stderr().into_iter().find(|l| l.contains(needle)) {
+                return Some(l);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until at least `n` alerts arrived (or the timeout passed); returns them.
     pub fn wait_alerts(&self, n: usize, timeout: Duration) -> Vec<String> {
         let deadline = Instant::now() + timeout;
@@ -127,7 +267,19 @@ impl Agent {
         }
     }
 
-    /// SIGTERM, then waits: the agent must detach and exit by itself.
+    /// SIGKILL, as the OOM killer or a crash would end it: no chance to clean up. Returns what
+    /// it printed.
+    pub fn kill(mut self) -> (Vec<String>, Vec<String>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        (self.alerts(), self.stderr())
+    }
+
+    /// SIGTERM, then waits: the agent must exit by itself (detaching the policy when it was
+    /// started with `--unpin-on-exit`, as [`Agent::start`] does by default).
     pub fn stop(mut self) -> io::Result<(ExitStatus, Vec<String>, Vec<String>)> {
         // SAFETY: kill has no memory-safety preconditions.
         unsafe {
@@ -157,6 +309,17 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some((root, name)) = &self.own_pin {
+            // Already gone after a clean stop; what a killed agent left is removed here.
+            let _ = Command::new(crate::bin("guard-run"))
+                .args(["unload", name, "--pin-root"])
+                .arg(root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let _ = std::fs::remove_dir(root);
+        }
     }
 }
 

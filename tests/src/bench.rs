@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 
 use crate::agent::{self, Agent};
 
+pub mod alerts;
+pub mod compiler;
+pub mod kernel;
+pub mod page;
+pub mod svg;
+
 /// One way the kernel can be set up while we measure.
 pub enum Setup {
     /// No BPF program at all.
@@ -37,6 +43,15 @@ pub struct Row {
     pub covered: f64,
     /// µs per fork+exec+wait of /bin/true.
     pub spawn: f64,
+    /// Half the range of the rounds' `uncovered` samples: the noise a difference must exceed.
+    pub uncovered_spread: f64,
+}
+
+/// Half the range of `v` (0 for fewer than two samples).
+pub fn spread(v: &[f64]) -> f64 {
+    let max = v.iter().copied().fold(f64::MIN, f64::max);
+    let min = v.iter().copied().fold(f64::MAX, f64::min);
+    if v.len() < 2 { 0.0 } else { (max - min) / 2.0 }
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {
@@ -44,22 +59,33 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// ns per open()+close() of `path`, over `n` iterations.
+/// Iterations timed together: the median over such chunks is what a configuration scores, so
+/// that a burst of another process's work (the machine is shared) spoils a chunk, not a row.
+const CHUNK: u32 = 5_000;
+
+/// ns per open()+close() of `path`: the median over chunks of [`CHUNK`] of `n` iterations.
 pub fn open_close(path: &CString, n: u32) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        // SAFETY: a valid NUL-terminated path; the descriptor is closed right away.
-        unsafe {
-            let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
-            assert!(
-                fd >= 0,
-                "open failed: {:?}",
-                std::io::Error::last_os_error()
-            );
-            libc::close(fd);
+    let mut chunks = Vec::new();
+    let mut left = n.max(1);
+    while left > 0 {
+        let k = left.min(CHUNK);
+        left -= k;
+        let start = Instant::now();
+        for _ in 0..k {
+            // SAFETY: a valid NUL-terminated path; the descriptor is closed right away.
+            unsafe {
+                let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+                assert!(
+                    fd >= 0,
+                    "open failed: {:?}",
+                    std::io::Error::last_os_error()
+                );
+                libc::close(fd);
+            }
         }
+        chunks.push(start.elapsed().as_nanos() as f64 / f64::from(k));
     }
-    start.elapsed().as_nanos() as f64 / f64::from(n)
+    median(chunks)
 }
 
 /// µs per fork+exec+wait of `/bin/true`.
@@ -121,7 +147,7 @@ pub fn bpftrace_script(covered: &Path) -> String {
     )
 }
 
-fn start_bpftrace(script: &str) -> std::io::Result<Child> {
+pub(crate) fn start_bpftrace(script: &str) -> std::io::Result<Child> {
     let mut child = Command::new("bpftrace")
         .args(["--unsafe", "-e", script])
         .stdout(Stdio::piped())
@@ -151,21 +177,25 @@ pub fn measure(
     rounds: u32,
     iterations: u32,
     spawns: u32,
-) -> Vec<Row> {
+) -> Result<Vec<Row>, String> {
     let mut samples: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
         configs.iter().map(|_| Default::default()).collect();
     open_close(uncovered, iterations / 10); // warm the caches
-    for _ in 0..rounds {
+    for round in 1..=rounds {
+        // Progress, for runs that take minutes (the VM's).
+        eprintln!("guard-bench: round {round} of {rounds}");
         for (c, s) in configs.iter().zip(&mut samples) {
             let mut agent = None;
             let mut tracer = None;
             match &c.setup {
                 Setup::Bare => {}
                 Setup::Guard(object) => {
-                    agent = Some(Agent::start(object, &[], false).expect("guard-run loads"));
+                    let started = Agent::start(object, &[], false);
+                    agent = Some(started.map_err(|e| format!("{}: guard-run: {e}", c.name))?);
                 }
                 Setup::Bpftrace(script) => {
-                    tracer = Some(start_bpftrace(script).expect("bpftrace starts"));
+                    let started = start_bpftrace(script);
+                    tracer = Some(started.map_err(|e| format!("{}: {e}", c.name))?);
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -181,12 +211,13 @@ pub fn measure(
             }
         }
     }
-    samples
+    Ok(samples
         .into_iter()
         .map(|(u, c, f)| Row {
+            uncovered_spread: spread(&u),
             uncovered: median(u),
             covered: median(c),
             spawn: median(f),
         })
-        .collect()
+        .collect())
 }

@@ -4,7 +4,9 @@
 //! - `vm-test`: the third test ring. Boots the Debian distribution kernel (6.1, BTF,
 //!   `CONFIG_BPF_LSM=y`) under QEMU/TCG with `bpf` in its `lsm=` list and runs guard's kernel
 //!   tests inside it as root. See [`vm`].
+//! - `bench`: guard's performance figures, written to `book/src/performance.md`. See [`bench`].
 
+mod bench;
 mod vm;
 
 use std::process::ExitCode;
@@ -16,6 +18,14 @@ tasks:
   vm-test    boot the Debian 6.1 kernel under QEMU/TCG (lsm=...,bpf) and run guard's kernel
              tests inside it as root; exits non-zero if a test fails, a prerequisite is
              missing, the VM times out or its console lacks the result markers
+  bench      measure guard's costs side by side (compiler; kernel cost on this host's
+             tracepoint backend and, in the VM, on BPF LSM; alerts) and write
+             book/src/performance.md with its plots; needs root for all but `compiler`
+
+bench options:
+  --quick          fewer rounds, iterations and steps: minutes, rougher figures
+  --sections LIST  comma-separated, of compiler,kernel,lsm,alerts (default: all); the page
+                   keeps the other sections' last figures (saved under target/bench/)
 
 vm-test options:
   --test NAME      run only this test target (repeatable; default: every target of the ring)
@@ -42,6 +52,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("bench") => match bench::Options::parse(&args[1..]).and_then(bench::run) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask bench: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS

@@ -129,15 +129,25 @@ fn references<'a>(item: &'a ast::Item, out: &mut Vec<&'a ast::Ident>) {
 fn expr_references<'a>(expr: &'a ast::Expr, out: &mut Vec<&'a ast::Ident>) {
     match &expr.kind {
         ast::ExprKind::Name(n) => out.push(n),
-        ast::ExprKind::Call(call) => out.extend(call.args.iter().filter_map(|a| match a {
-            ast::Arg::Ident(n) => Some(n),
-            _ => None,
-        })),
+        ast::ExprKind::Call(call) => call_references(call, out),
         ast::ExprKind::And(a, b) | ast::ExprKind::Or(a, b) => {
             expr_references(a, out);
             expr_references(b, out);
         }
         ast::ExprKind::Not(a) | ast::ExprKind::Paren(a) => expr_references(a, out),
+    }
+}
+
+/// The names a call's arguments refer to (lists), those of a call among them too
+/// (`ancestor(any, exe(daemons))`). Recursion is bounded like [`expr_references`]'s: each
+/// call has a `(`.
+fn call_references<'a>(call: &'a ast::Call, out: &mut Vec<&'a ast::Ident>) {
+    for arg in &call.args {
+        match arg {
+            ast::Arg::Ident(n) => out.push(n),
+            ast::Arg::Call(inner) => call_references(inner, out),
+            _ => {}
+        }
     }
 }
 

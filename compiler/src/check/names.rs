@@ -181,6 +181,13 @@ fn with_span(atom: Subject, at: Span) -> Subject {
         Subject::Cmdline { pattern, .. } => Subject::Cmdline { pattern, span: at },
         Subject::Name { names, .. } => Subject::Name { names, span: at },
         Subject::Exe { patterns, .. } => Subject::Exe { patterns, span: at },
+        Subject::AncestorExe {
+            which, patterns, ..
+        } => Subject::AncestorExe {
+            which,
+            patterns,
+            span: at,
+        },
         Subject::Uid { uid, .. } => Subject::Uid { uid, span: at },
         Subject::Tty { .. } => Subject::Tty { span: at },
         Subject::Entered { .. } => Subject::Entered { span: at },

@@ -1,6 +1,6 @@
-//! Conditions: `and`/`or`/`not`, macros, and the atoms `ancestor`,
-//! `image`, `cmdline`, `name`, `exe`, `uid` and `tty` (`user` and the scopes are in
-//! [`super::scope`]).
+//! Conditions: `and`/`or`/`not`, macros, and the atoms `ancestor` (of a command line or of
+//! an executable, `exe(…)`), `image`, `cmdline`, `name`, `exe`, `uid` and `tty` (`user` and
+//! the scopes are in [`super::scope`]).
 
 use super::Checker;
 use super::names::{BUILTIN_CONDITIONS, Cond, DefKind, Want};
@@ -119,23 +119,7 @@ impl Checker<'_, '_> {
     fn call(&mut self, call: &ast::Call, inside: Option<&str>) -> Option<Cond> {
         let name = call.function.name.as_str();
         let atom = match name {
-            "ancestor" | "image" => {
-                let (which, cmdline) = self.ancestry(call)?;
-                let span = call.span;
-                if name == "ancestor" {
-                    Subject::Ancestor {
-                        which,
-                        cmdline,
-                        span,
-                    }
-                } else {
-                    Subject::Image {
-                        which,
-                        cmdline,
-                        span,
-                    }
-                }
-            }
+            "ancestor" | "image" => return self.ancestry(call, inside).map(Cond::Atom),
             "cmdline" => Subject::Cmdline {
                 pattern: self.cmdline_glob(call)?,
                 span: call.span,
@@ -234,14 +218,41 @@ impl Checker<'_, '_> {
         );
     }
 
-    /// `ancestor(WHICH, CMDLINE)` and `image(WHICH, CMDLINE)`.
-    fn ancestry(&mut self, call: &ast::Call) -> Option<(Which, String)> {
+    /// `ancestor(WHICH, CMDLINE)`, `ancestor(WHICH, exe(PATTERN, …))` and
+    /// `image(WHICH, CMDLINE)`.
+    fn ancestry(&mut self, call: &ast::Call, inside: Option<&str>) -> Option<Subject> {
         let function = call.function.name.as_str();
         let [which, cmdline] = call.args.as_slice() else {
             self.wrong_arity(call, "2 arguments", "2 arguments");
             return None;
         };
+        let span = call.span;
         match (which, cmdline) {
+            (ast::Arg::Call(c), ast::Arg::Ident(i)) => {
+                self.error(
+                    Diagnostic::error(
+                        codes::WRONG_ARGUMENT_KIND,
+                        format!("the arguments of `{function}` are in the wrong order"),
+                        c.span,
+                        "expected `pid1` or `any` here",
+                    )
+                    .with_secondary(i.span, format!("expected `{}(…)` here", c.function.name))
+                    .with_help(format!(
+                        "write `{function}({}, {}(…))`",
+                        i.name, c.function.name
+                    )),
+                );
+                None
+            }
+            (which, ast::Arg::Call(inner)) => {
+                let which = self.which(function, which);
+                let patterns = self.ancestry_exe(function, which, inner, inside);
+                Some(Subject::AncestorExe {
+                    which: which?,
+                    patterns: patterns?,
+                    span,
+                })
+            }
             // Both the wrong way round: say so once, not twice.
             (ast::Arg::Str(s), ast::Arg::Ident(i)) => {
                 self.error(
@@ -259,9 +270,84 @@ impl Checker<'_, '_> {
             (which, cmdline) => {
                 let which = self.which(function, which);
                 let cmdline = self.exact_cmdline(function, cmdline);
-                Some((which?, cmdline?))
+                let (which, cmdline) = (which?, cmdline?);
+                Some(if function == "ancestor" {
+                    Subject::Ancestor {
+                        which,
+                        cmdline,
+                        span,
+                    }
+                } else {
+                    Subject::Image {
+                        which,
+                        cmdline,
+                        span,
+                    }
+                })
             }
         }
+    }
+
+    /// The `exe(…)` call in `ancestor(WHICH, exe(…))`: its patterns. `image` takes no
+    /// `exe(…)`: a process forked without exec runs its parent's executable, so
+    /// `image(any, exe(P))` would only be `exe(P)`, and the init's executable is
+    /// `ancestor(pid1, exe(P))`'s business.
+    fn ancestry_exe(
+        &mut self,
+        function: &str,
+        which: Option<Which>,
+        inner: &ast::Call,
+        inside: Option<&str>,
+    ) -> Option<Vec<String>> {
+        let name = inner.function.name.as_str();
+        let image = function == "image";
+        if name != "exe" {
+            let (what, expected) = if image {
+                ("a command line string", "expected a string")
+            } else {
+                (
+                    "a command line string or `exe(…)`",
+                    "expected `exe` or a string",
+                )
+            };
+            let help = match suggest(name, ["exe"]) {
+                Some(s) if !image => format!("did you mean `{s}`?"),
+                _ => format!(
+                    "`{function}` takes {what}; combine other conditions with `and`, e.g. `{function}(any, \"…\") and {name}(…)`"
+                ),
+            };
+            self.error(
+                Diagnostic::error(
+                    codes::WRONG_ARGUMENT_KIND,
+                    format!(
+                        "the second argument of `{function}` must be {what}, not a call of `{name}`"
+                    ),
+                    inner.function.span,
+                    expected,
+                )
+                .with_help(help),
+            );
+            return None;
+        }
+        if image {
+            let help = match which {
+                Some(Which::Any) => {
+                    "a process forked without exec runs its parent's executable: write `exe(…)` alone".to_string()
+                }
+                _ => "for the executable of the namespace's init write `ancestor(pid1, exe(…))`; `image(pid1, …)` takes the init's command line".to_string(),
+            };
+            self.error(
+                Diagnostic::error(
+                    codes::WRONG_ARGUMENT_KIND,
+                    "`image` takes a command line string, not `exe(…)`",
+                    inner.span,
+                    "an executable pattern",
+                )
+                .with_help(help),
+            );
+            return None;
+        }
+        self.exe_patterns(inner, inside)
     }
 
     fn which(&mut self, function: &str, arg: &ast::Arg) -> Option<Which> {
@@ -401,6 +487,9 @@ impl Checker<'_, '_> {
             ast::Arg::Ident(i) => format!("quote the command line: `\"{}\"`", i.name),
             ast::Arg::Path(p) => format!("quote it: `\"{}\"`", p.text),
             ast::Arg::Number(n) => format!("quote it: `\"{}\"`", n.text),
+            ast::Arg::Call(_) => {
+                "write the call as a condition of its own, joined with `and` or `or`".to_string()
+            }
             ast::Arg::Str(_) => String::new(),
         };
         self.error(
@@ -479,6 +568,23 @@ impl Checker<'_, '_> {
                     Some(list) => items.extend(list),
                     None => ok = false,
                 },
+                ast::Arg::Call(c) => {
+                    ok = false;
+                    self.error(
+                        Diagnostic::error(
+                            codes::WRONG_ARGUMENT_KIND,
+                            format!(
+                                "`{}` takes strings or lists, not a call of `{}`",
+                                call.function.name, c.function.name
+                            ),
+                            c.span,
+                            "a call",
+                        )
+                        .with_help(
+                            "write the call as a condition of its own, joined with `and` or `or`",
+                        ),
+                    );
+                }
                 ast::Arg::Number(n) => {
                     ok = false;
                     self.error(
@@ -664,5 +770,6 @@ fn describe(arg: &ast::Arg) -> String {
         ast::Arg::Str(_) => "a string".to_string(),
         ast::Arg::Path(p) => format!("the path pattern `{}`", p.text),
         ast::Arg::Number(n) => format!("the number `{}`", n.text),
+        ast::Arg::Call(c) => format!("a call of `{}`", c.function.name),
     }
 }

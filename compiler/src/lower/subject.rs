@@ -4,7 +4,7 @@
 use guard_ebpf::abi::{self, Term};
 
 use super::{LowerError, ancestry_word, escape_glob};
-use crate::checked::{Scope, Subject};
+use crate::checked::{Scope, Subject, Which};
 
 /// A uid-table entry: a number, or a user name the runtime resolves on the node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +38,8 @@ pub struct Atoms {
     /// Command-line identities: the Text-mode pattern (exact strings escaped) and the text as
     /// written. Bit `i` of the SELF/ANC/PID1/IMG_PID1 words.
     cmdlines: Vec<(String, String)>,
-    /// `exe(…)` atoms, each a sorted set of path patterns. Bit `i` of the EXE word.
+    /// `exe(…)` atoms, each a sorted set of path patterns. Bit `i` of the EXE word, and of the
+    /// ANC_EXE and PID1_EXE words for `ancestor(…, exe(…))`.
     pub exes: Vec<Vec<String>>,
     /// `name(…)` atoms, each a sorted set of names. Bit `i` of the NAMES word.
     pub names: Vec<Vec<String>>,
@@ -85,7 +86,7 @@ impl Atoms {
                 let key = (pattern.clone(), pattern.clone());
                 intern(&mut self.cmdlines, &key, 64, "command lines", *span)?;
             }
-            Subject::Exe { patterns, span } => {
+            Subject::Exe { patterns, span } | Subject::AncestorExe { patterns, span, .. } => {
                 intern(
                     &mut self.exes,
                     &sorted(patterns),
@@ -157,6 +158,17 @@ impl Atoms {
             Subject::Exe { patterns, .. } => {
                 let key = sorted(patterns);
                 (abi::WORD_EXE, bit(self.exes.iter().position(|e| *e == key)))
+            }
+            // The same `exe(…)` set, and so the same bit, in the ancestry words.
+            Subject::AncestorExe {
+                which, patterns, ..
+            } => {
+                let key = sorted(patterns);
+                let word = match which {
+                    Which::Any => abi::WORD_ANC_EXE,
+                    Which::Pid1 => abi::WORD_PID1_EXE,
+                };
+                (word, bit(self.exes.iter().position(|e| *e == key)))
             }
             Subject::Name { names, .. } => {
                 let key = sorted(names);

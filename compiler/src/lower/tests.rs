@@ -46,6 +46,41 @@ fn atoms_share_bits_and_words() {
 }
 
 #[test]
+fn executable_ancestry_shares_the_exe_sets() {
+    let l = lower_src(
+        "guard /a allow ancestor(any, exe(/usr/sbin/sshd, /usr/sbin/cron)) else kill\n\
+         guard /b allow ancestor(pid1, exe(/usr/sbin/cron, /usr/sbin/sshd)) else kill\n\
+         guard /c allow exe(/usr/sbin/sshd) and not ancestor(any, exe(/tmp/**)) else kill\n",
+    );
+    // One set whatever the order, one bit in every word that tests it.
+    assert_eq!(
+        l.exes,
+        vec!["/usr/sbin/cron /usr/sbin/sshd", "/usr/sbin/sshd", "/tmp/**"]
+    );
+    let only = |r: usize| {
+        let t = &l.rules[r].terms[..l.rules[r].n_terms as usize];
+        t.iter()
+            .flat_map(|t| (0..abi::N_WORDS).map(move |w| (w, t.must[w], t.must_not[w])))
+            .filter(|&(_, m, n)| m | n != 0)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(only(0), vec![(abi::WORD_ANC_EXE, 1, 0)]);
+    assert_eq!(only(1), vec![(abi::WORD_PID1_EXE, 1, 0)]);
+    assert_eq!(
+        only(2),
+        vec![(abi::WORD_EXE, 0b10, 0), (abi::WORD_ANC_EXE, 0, 0b100)]
+    );
+    // The executables are in the path DFA, tagged as executable identities.
+    let state = l.path_dfa.run(1, b"dhss/nibs/rsu/");
+    let list = (l.path_dfa.info(state) & 0xffff_ffff) as usize;
+    let n = usize::from(l.rule_lists[list]);
+    let mut tags = l.rule_lists[list + 1..=list + n].to_vec();
+    tags.sort_unstable();
+    let base = abi::EXE_TAG_BASE as u16;
+    assert_eq!(tags, vec![base, base + 1]);
+}
+
+#[test]
 fn tautology_and_overlap_warnings() {
     let l = lower_src(
         "guard /a/* allow tty or not tty else kill\n\

@@ -171,6 +171,19 @@ pub fn complete(text: &str, offset: usize, library: &Library) -> Vec<Candidate> 
                             ..keyword(s, replace)
                         });
                     }
+                } else if *index == 1 && function == "ancestor" {
+                    // Besides a command line string: an ancestor's executable.
+                    let (signature, doc) = docs::function("exe").unwrap_or_default();
+                    out.push(Candidate {
+                        label: "exe".to_string(),
+                        kind: Kind::Function,
+                        detail: Some(signature.to_string()),
+                        documentation: Some(doc.to_string()),
+                        insert: docs::function_snippet("exe"),
+                        snippet: true,
+                        replace,
+                        import: None,
+                    });
                 }
             } else if LIST_FUNCTIONS.contains(&function.as_str()) {
                 names(&mut out, text, replace, library, true);

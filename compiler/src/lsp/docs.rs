@@ -9,12 +9,13 @@ use crate::checked::{Field, Priority};
 pub fn function(name: &str) -> Option<(&'static str, &'static str)> {
     Some(match name {
         "ancestor" => (
-            "ancestor(pid1 | any, \"CMDLINE\")",
+            "ancestor(pid1 | any, \"CMDLINE\" | exe(PATTERN | LIST, ...))",
             "Holds for a process started with exactly this command line (argv joined by single \
-             spaces, at most 255 bytes), or descending from one. `pid1`: that process is PID 1 \
-             of the process's pid namespace (a container's first process), so a process that \
-             enters the container from outside (`kubectl exec`, `nsenter`) never satisfies it. \
-             `any`: any ancestor, or the process itself, regardless of namespaces.",
+             spaces, at most 255 bytes), or descending from one; with `exe(...)`, started from \
+             an executable whose resolved path matches, or descending from one. `pid1`: that \
+             process is PID 1 of the process's pid namespace (a container's first process), so \
+             a process that enters the container from outside (`kubectl exec`, `nsenter`) never \
+             satisfies it. `any`: any ancestor, or the process itself, regardless of namespaces.",
         ),
         "image" => (
             "image(pid1 | any, \"CMDLINE\")",

@@ -229,11 +229,14 @@ pub enum Arg {
     /// A bare path pattern (`exe(/usr/bin/*)`).
     Path(Literal),
     Number(Number),
+    /// A call as an argument: `exe(…)` in `ancestor(any, exe(/usr/sbin/sshd))`.
+    Call(Call),
 }
 
 impl Arg {
     pub fn span(&self) -> Span {
         match self {
+            Arg::Call(call) => call.span,
             Arg::Ident(ident) => ident.span,
             Arg::Str(lit) => lit.span,
             Arg::Path(lit) => lit.span,

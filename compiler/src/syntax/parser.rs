@@ -281,6 +281,11 @@ fn describe_expected(expected: &[String]) -> String {
         left.retain(|name| !ITEM_KEYWORDS.contains(name));
         left.push("new item");
     }
+    // After a name in an argument list, `(` would make it a call (`exe(…)` in `ancestor`):
+    // true, but the rare case; the mistake is a missing `,` or `)`, so name only those.
+    if [")", ",", "("].iter().all(|t| left.contains(t)) {
+        left.retain(|name| *name != "(");
+    }
     // Groups of terminals that together mean one thing to a user; checked
     // in order, each group is used only if all of its members are expected.
     let groups: [(&[&str], &[&str]); 9] = [

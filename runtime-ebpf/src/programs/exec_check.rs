@@ -26,20 +26,18 @@
 //! since a command line is whatever its caller makes it, and step 3 judges again whenever the
 //! identity the new image really got differs from the one judged.
 
-use core::mem::offset_of;
-
-use super::common::{current_tid, dfa_info, map_lookup, scratch};
+use super::common::{current_tid, map_lookup, scratch};
 use super::identity::{self, ARGC, CHECKS, CMDLINE, CMDLINE_LEN, FLAGS, JUDGED_FILE, NAME, XFLAGS};
 use super::verdict::{self, Enforce, Subject};
 use super::walk::{self, HEADER};
 use super::{Params, Program, shebang};
-use crate::abi::{self, ExecArgs, TaskInfo, exec_flags, task_flags};
+use crate::abi::{self, ExecArgs, exec_flags, task_flags};
 use crate::asm::{
     Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Size,
 };
 use crate::ktypes::field;
 
-/// Stack slots. The identity sequences use -80..-96, the verdict -256..-392.
+/// Stack slots. The identity sequences use -80..-96, the verdict -240..-392.
 const KEY: i16 = -4;
 const KEY2: i16 = -8;
 const ARGV: i16 = -104; // the caller's argv (user pointer)
@@ -313,49 +311,12 @@ fn process_name(a: &mut Asm, p: &Params, defer: Label) {
 /// Walks the file this check is about, takes its executable identities, records that it was
 /// judged (and the record with it), then judges the exec rules its path selects.
 fn judge_file(a: &mut Asm, p: &Params, out: Label) -> Result<(), AsmError> {
-    let walked = a.label();
-    let truncated = a.label();
-    let dead = a.label();
-    let judged = a.label();
-    a.st(
-        Size::DW,
-        R6,
-        identity::info(offset_of!(TaskInfo, exe_ids)),
-        0,
-    );
-    a.st(Size::DW, R6, walk::H_FD, -1);
-    a.st(Size::DW, R6, walk::H_OPS, abi::OP_EXEC as i32);
     a.call(Helper::GetCurrentTaskBtf);
     a.mov(R8, R0);
     a.ldx(Size::DW, R9, FP, BPRM);
     a.ldx_field(Size::DW, R9, R9, field("linux_binprm", &["file"]));
-    walk::walk(a, p, dead, walked, truncated);
-
-    a.bind(walked);
-    a.ldx(Size::DW, R7, R6, walk::H_STATE);
-    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
-    a.alu_imm(Alu::Lsh, R8, 32);
-    a.alu_imm(Alu::Rsh, R8, 32);
-    a.stx(Size::DW, FP, LIST, R8);
-    identity::exe_identity(a, p, LIST, judged);
-
-    a.bind(truncated);
-    a.comment("the path could not be read whole: no executable identity, and every exec rule that could match judges it");
-    identity::set_flag(
-        a,
-        walk::H_FLAGS,
-        u64::from(abi::event_flags::PATH_TRUNCATED),
-    );
-    a.ldx(Size::DW, R7, R6, walk::H_STATE);
-    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
-    a.alu_imm(Alu::Rsh, R8, 32);
-    a.stx(Size::DW, FP, LIST, R8);
-    a.jmp(judged);
-
-    a.bind(dead);
-    a.st(Size::DW, FP, LIST, 0);
-
-    a.bind(judged);
+    identity::walk_executable(a, p, LIST);
+    identity::exe_ancestry(a);
     a.ldx(Size::DW, R1, FP, BPRM);
     a.ldx_field(Size::DW, R1, R1, field("linux_binprm", &["file"]));
     a.stx(Size::DW, R6, JUDGED_FILE, R1);

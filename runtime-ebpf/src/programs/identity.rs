@@ -19,7 +19,7 @@ use super::Params;
 use super::common::{dfa_info, dfa_step, list_load, map_lookup, read_kernel_to_stack};
 use super::walk;
 use crate::abi::{self, ExecArgs, TaskInfo, task_flags};
-use crate::asm::{Alu, Asm, Cond, FP, Label, R0, R1, R2, R3, R4, R6, R8, R9, Reg, Size};
+use crate::asm::{Alu, Asm, Cond, FP, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Reg, Size};
 use crate::ktypes::field;
 
 /// Where the [`ExecArgs`] record starts in the scratch value.
@@ -75,9 +75,9 @@ pub fn set_flag(a: &mut Asm, slot: i16, bits: u64) {
 }
 
 /// The bits inherited across the exec, from the task map's entry under the u32 key at stack
-/// slot `key`: the identities of the ancestors and of the namespace's init, and whether the
-/// task was entered from outside (which stays true across exec). A task unknown to guard
-/// inherits none. Uses r0-r5.
+/// slot `key`: the identities (command lines and executables) of the ancestors and of the
+/// namespace's init, and whether the task was entered from outside (which stays true across
+/// exec). A task unknown to guard inherits none. Uses r0-r5.
 pub fn inherit(a: &mut Asm, key: i16) {
     let no_entry = a.label();
     map_lookup(a, abi::MAP_TASKS, key);
@@ -85,6 +85,8 @@ pub fn inherit(a: &mut Asm, key: i16) {
     for off in [
         offset_of!(TaskInfo, inh_anc),
         offset_of!(TaskInfo, inh_pid1),
+        offset_of!(TaskInfo, inh_anc_exe),
+        offset_of!(TaskInfo, inh_pid1_exe),
     ] {
         a.ldx(Size::DW, R1, R0, off as i16);
         a.stx(Size::DW, R6, info(off), R1);
@@ -212,9 +214,32 @@ pub fn cmdline_identity(a: &mut Asm, p: &Params) {
     a.stx(Size::DW, R6, info(offset_of!(TaskInfo, pid1_ids)), R2);
 }
 
+/// The ancestry words of the executable's identities, once `exe_ids` is known (on every path,
+/// also when the executable's path could not be read and `exe_ids` is empty): `anc_exe` adds
+/// the inherited ones, `pid1_exe` too when the task is its namespace's init (a new image
+/// starts there). The same derivation as [`cmdline_identity`]'s for `anc` and `pid1`.
+/// Idempotent. Uses r1-r3.
+pub fn exe_ancestry(a: &mut Asm) {
+    let exe_ids = info(offset_of!(TaskInfo, exe_ids));
+    a.comment("anc_exe = inherited | exe; pid1_exe = inherited | (exe if this task is its namespace's init)");
+    a.ldx(Size::DW, R1, R6, exe_ids);
+    a.ldx(Size::DW, R2, R6, info(offset_of!(TaskInfo, inh_anc_exe)));
+    a.alu_reg(Alu::Or, R2, R1);
+    a.stx(Size::DW, R6, info(offset_of!(TaskInfo, anc_exe)), R2);
+    let keep = a.label();
+    a.ldx(Size::DW, R2, R6, info(offset_of!(TaskInfo, inh_pid1_exe)));
+    a.ldx(Size::DW, R3, R6, FLAGS);
+    a.jmp_imm(Cond::Set, R3, task_flags::NS_INIT as i32, keep);
+    a.mov_imm(R1, 0);
+    a.bind(keep);
+    a.alu_reg(Alu::Or, R2, R1);
+    a.stx(Size::DW, R6, info(offset_of!(TaskInfo, pid1_exe)), R2);
+}
+
 /// The executable's identities: the entries from `EXE_TAG_BASE` on in the rule list whose
 /// index is in the stack slot `list` (the list the walk of the executable's path selected),
-/// into `info.exe_ids`. Jumps to `done` when finished. Uses r0-r5, r8, r9.
+/// into `info.exe_ids`. Jumps to `done` when finished; the caller derives the ancestry words
+/// there ([`exe_ancestry`]). Uses r0-r5, r8, r9.
 pub fn exe_identity(a: &mut Asm, p: &Params, list: i16, done: Label) {
     let top = a.label();
     let next = a.label();
@@ -224,7 +249,7 @@ pub fn exe_identity(a: &mut Asm, p: &Params, list: i16, done: Label) {
     a.jmp_imm(Cond::Ge, R8, p.rule_list_len as i32, done);
     a.mov_imm(R9, 0);
     a.bind(top);
-    a.jmp_imm(Cond::Ge, R9, abi::MAX_RULES_PER_LIST as i32, done);
+    a.jmp_imm(Cond::Ge, R9, p.max_list as i32, done);
     a.ldx(Size::DW, R8, FP, list);
     a.mov(R2, R8);
     list_load(a, p.rule_list_len, R1, done);
@@ -245,4 +270,47 @@ pub fn exe_identity(a: &mut Asm, p: &Params, list: i16, done: Label) {
     a.bind(next);
     a.alu_imm(Alu::Add, R9, 1);
     a.jmp(top);
+}
+
+/// Walks the executable being run (r9: its `struct file`, r8: the task) and takes its
+/// executable identities into the record, leaving in the stack slot `list` the rule list its
+/// path selects. A path too long to read whole gets no executable identity, is flagged
+/// truncated, and selects every exec rule that could match it (fail closed); a file the walk
+/// cannot read selects none. Falls through when done. Shared by the tracking program (after the
+/// exec) and the LSM exec check (before it), so that both judge the same file the same way.
+pub fn walk_executable(a: &mut Asm, p: &Params, list: i16) {
+    let walked = a.label();
+    let truncated = a.label();
+    let dead = a.label();
+    let done = a.label();
+    a.st(Size::DW, R6, info(offset_of!(TaskInfo, exe_ids)), 0);
+    a.st(Size::DW, R6, walk::H_FD, -1);
+    a.st(Size::DW, R6, walk::H_OPS, abi::OP_EXEC as i32);
+    walk::walk(a, p, dead, walked, truncated);
+
+    a.bind(walked);
+    a.ldx(Size::DW, R7, R6, walk::H_STATE);
+    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
+    a.alu_imm(Alu::Lsh, R8, 32);
+    a.alu_imm(Alu::Rsh, R8, 32);
+    a.stx(Size::DW, FP, list, R8);
+    a.comment("executable identities: list entries from EXE_TAG_BASE on");
+    exe_identity(a, p, list, done);
+
+    a.bind(truncated);
+    a.comment("the path could not be read whole: no executable identity, and every exec rule that could match judges it");
+    set_flag(
+        a,
+        walk::H_FLAGS,
+        u64::from(abi::event_flags::PATH_TRUNCATED),
+    );
+    a.ldx(Size::DW, R7, R6, walk::H_STATE);
+    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
+    a.alu_imm(Alu::Rsh, R8, 32);
+    a.stx(Size::DW, FP, list, R8);
+    a.jmp(done);
+
+    a.bind(dead);
+    a.st(Size::DW, FP, list, 0);
+    a.bind(done);
 }

@@ -27,6 +27,11 @@ pub struct Params {
     pub n_rules: u32,
     /// Number of u16 entries in the rule-list table.
     pub rule_list_len: u32,
+    /// The longest rule list of this policy (1..=[`crate::abi::MAX_RULES_PER_LIST`]): the
+    /// bound of the loops over a list. The verifier walks a bounded loop once per possible
+    /// iteration, so a bound of 32 where the policy's lists hold 3 entries multiplied its work
+    /// on the exec program past Debian 6.1's million instructions.
+    pub max_list: u32,
     pub name_dfa: DfaShape,
     /// Process names the subjects use (0: the name DFA is not run).
     pub n_names: u32,
@@ -36,6 +41,18 @@ pub struct Params {
     pub uses_tty: bool,
     /// Scopes the subjects name (0: the cgroup map is not consulted).
     pub n_scopes: u32,
+}
+
+/// The longest list of a flat rule-list table (`[0, len, ids..., len, ids...]`), at least 1 and
+/// at most [`crate::abi::MAX_RULES_PER_LIST`].
+pub fn longest_list(flat: &[u16]) -> u32 {
+    let mut longest = 1;
+    let mut i = 0;
+    while let Some(&n) = flat.get(i) {
+        longest = longest.max(u32::from(n));
+        i += 1 + usize::from(n);
+    }
+    longest.min(crate::abi::MAX_RULES_PER_LIST as u32)
 }
 
 /// One emitted program with its ELF section and attach point.
@@ -164,8 +181,26 @@ pub fn maps() -> Vec<(String, crate::elf::MapDef)> {
             def(PERCPU_ARRAY, 4, 8, abi::N_COUNTERS, 0),
         ),
         (
+            abi::MAP_RULE_COUNTS.into(),
+            def(PERCPU_ARRAY, 4, 8, abi::RULE_COUNTS_DEFAULT_ENTRIES, 0),
+        ),
+        (
             abi::MAP_CGROUPS.into(),
             def(HASH, 8, 8, abi::CGROUPS_MAX_ENTRIES, NO_PREALLOC),
         ),
     ]
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::longest_list;
+
+    #[test]
+    fn the_longest_list_bounds_the_loops() {
+        assert_eq!(longest_list(&[0]), 1);
+        assert_eq!(longest_list(&[0, 2, 7, 8, 3, 1, 2, 3, 1, 9]), 3);
+        let mut long = vec![0, 40];
+        long.extend(0..40);
+        assert_eq!(longest_list(&long), 32);
+    }
 }

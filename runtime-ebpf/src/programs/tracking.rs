@@ -8,10 +8,10 @@
 
 use core::mem::offset_of;
 
-use super::common::{count, current_tid, dfa_info, map_lookup, scratch};
+use super::common::{count, current_tid, map_lookup, scratch};
 use super::identity::{self, CMDLINE, CMDLINE_LEN};
 use super::verdict::{self, Enforce, Subject};
-use super::{Params, Program, walk};
+use super::{Params, Program};
 use crate::abi::{self, Counter, ExecArgs, TaskInfo, exec_flags, task_flags};
 use crate::asm::{Alu, Asm, AsmError, Cond, FP, Helper, R0, R1, R2, R3, R6, R7, R8, R9, Size};
 use crate::ktypes::field;
@@ -20,12 +20,13 @@ use crate::ktypes::field;
 /// ([`identity::TMP`], [`identity::TMP2`], [`identity::LEN`]).
 const KEY: i16 = -4; // u32 tid of the task being written
 const KEY2: i16 = -8; // u32 second key (parent tid, scratch key)
-const INFO: i16 = -72; // TaskInfo, 64 bytes: -72..-8 (fork)
 const ARG_START: i16 = -104;
 const TASK: i16 = -112; // the exec'ing task (BTF pointer, spilled)
 const BPRM: i16 = -120; // its linux_binprm (BTF pointer, spilled)
 const LIST: i16 = -128; // rule list of the executable's path
 const OLD_PID: i16 = -136; // u32 tid of the thread that called execve (before de_thread)
+/// The child's TaskInfo being built (fork), below every other slot.
+const INFO: i16 = OLD_PID - core::mem::size_of::<TaskInfo>() as i16;
 
 fn info_field(offset: usize) -> i16 {
     INFO + offset as i16
@@ -96,41 +97,11 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
 /// cannot be read whole), take its executable identities, store the task's entry, then judge
 /// the exec rules the path selected.
 fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmError> {
-    let walked = a.label();
-    let truncated = a.label();
-    let dead = a.label();
-    let store = a.label();
-    a.st(Size::DW, R6, walk::H_FD, -1);
-    a.st(Size::DW, R6, walk::H_OPS, abi::OP_EXEC as i32);
     a.ldx(Size::DW, R8, FP, TASK);
     a.ldx(Size::DW, R9, FP, BPRM);
     a.ldx_field(Size::DW, R9, R9, field("linux_binprm", &["file"]));
-    walk::walk(a, p, dead, walked, truncated);
-
-    a.bind(walked);
-    a.ldx(Size::DW, R7, R6, walk::H_STATE);
-    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
-    a.alu_imm(Alu::Lsh, R8, 32);
-    a.alu_imm(Alu::Rsh, R8, 32);
-    a.stx(Size::DW, FP, LIST, R8);
-    a.comment("executable identities: list entries from EXE_TAG_BASE on");
-    identity::exe_identity(a, p, LIST, store);
-
-    a.bind(truncated);
-    a.comment("the executable's path could not be read whole: no executable identity, and every exec rule that could match judges it");
-    a.ldx(Size::DW, R1, R6, walk::H_FLAGS);
-    a.alu_imm(Alu::Or, R1, abi::event_flags::PATH_TRUNCATED as i32);
-    a.stx(Size::DW, R6, walk::H_FLAGS, R1);
-    a.ldx(Size::DW, R7, R6, walk::H_STATE);
-    dfa_info(a, abi::RODATA_PATH_DFA, p.path_dfa, R7, R8);
-    a.alu_imm(Alu::Rsh, R8, 32);
-    a.stx(Size::DW, FP, LIST, R8);
-    a.jmp(store);
-
-    a.bind(dead);
-    a.st(Size::DW, FP, LIST, 0);
-
-    a.bind(store);
+    identity::walk_executable(a, p, LIST);
+    identity::exe_ancestry(a);
     a.comment("the entry is written before judging: the exec rules see the new image's identities");
     a.ld_map(R1, abi::MAP_TASKS);
     a.mov(R2, FP);
@@ -230,6 +201,19 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
             offset_of!(TaskInfo, img_pid1),
         ),
         (offset_of!(TaskInfo, exe_ids), offset_of!(TaskInfo, exe_ids)),
+        (offset_of!(TaskInfo, anc_exe), offset_of!(TaskInfo, anc_exe)),
+        (
+            offset_of!(TaskInfo, pid1_exe),
+            offset_of!(TaskInfo, pid1_exe),
+        ),
+        (
+            offset_of!(TaskInfo, anc_exe),
+            offset_of!(TaskInfo, inh_anc_exe),
+        ),
+        (
+            offset_of!(TaskInfo, pid1_exe),
+            offset_of!(TaskInfo, inh_pid1_exe),
+        ),
     ];
     for (from, to) in copy {
         a.ldx(Size::DW, R1, R0, from as i16);
@@ -259,6 +243,13 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, inh_pid1)), 0);
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_ids)), 0);
     a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, img_pid1)), 0);
+    a.st(
+        Size::DW,
+        FP,
+        info_field(offset_of!(TaskInfo, inh_pid1_exe)),
+        0,
+    );
+    a.st(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_exe)), 0);
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, flags)));
     a.alu_imm(Alu::And, R1, !(task_flags::ENTERED as i32));
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);
@@ -266,6 +257,8 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, self_ids)));
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_ids)), R1);
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, img_pid1)), R1);
+    a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, exe_ids)));
+    a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, pid1_exe)), R1);
     a.ldx(Size::DW, R1, FP, info_field(offset_of!(TaskInfo, flags)));
     a.alu_imm(Alu::Or, R1, task_flags::NS_INIT as i32);
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);

@@ -16,7 +16,10 @@ use core::mem::{offset_of, size_of};
 use super::common::{count, dfa_info, dfa_step, list_load, map_lookup};
 use super::walk::{BUF_MASK, H_FD, H_FLAGS, H_OPS, H_POS, HEADER, PATH_END};
 use super::{Params, identity};
-use crate::abi::{self, Action, Counter, Event, RuleEntry, RuleOff, TaskInfo, Term, event_flags};
+use crate::abi::{
+    self, Action, Counter, Event, RULE_COUNTER_KINDS, RuleCounter, RuleEntry, RuleOff, TaskInfo,
+    Term, event_flags,
+};
 use crate::asm::{
     Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, Reg, Size,
 };
@@ -24,7 +27,7 @@ use crate::ktypes::field;
 
 const KEY: i16 = -4;
 const CKEY: i16 = -8;
-/// The identity words, `N_WORDS` u64s: -328..-256.
+/// The identity words, `N_WORDS` u64s: -328..-240.
 const BITS: i16 = -328;
 const BEST: i16 = -336;
 const BEST_RULE: i16 = -344;
@@ -36,6 +39,9 @@ const CGROUP: i16 = -384;
 const BEST_WOULD: i16 = -424;
 /// u32 key 0 of the rule-off map.
 const OFF_KEY: i16 = -432;
+
+// The per-rule counter index is `rule << 2 | kind`.
+const _: () = assert!(RULE_COUNTER_KINDS == 4);
 
 fn word(w: usize) -> i16 {
     BITS + 8 * w as i16
@@ -104,7 +110,7 @@ pub fn judge_and_act(
     let next = a.label();
     a.mov_imm(R9, 0);
     a.bind(top);
-    a.jmp_imm(Cond::Ge, R9, abi::MAX_RULES_PER_LIST as i32, decided);
+    a.jmp_imm(Cond::Ge, R9, p.max_list as i32, decided);
     a.ldx(Size::DW, R1, FP, LEN);
     a.jmp_reg(Cond::Ge, R9, R1, decided);
     a.mov(R2, R7);
@@ -133,14 +139,23 @@ pub fn judge_and_act(
     a.ldx(Size::DW, R1, FP, BEST);
     a.jmp_imm(Cond::Eq, R1, Action::Allow as i32, out);
     count(a, abi::MAP_COUNTERS, Counter::Refused as u32, CKEY);
+    a.comment("the deciding rule matched (its condition refused the operation, as a Falco rule");
+    a.comment("matches); counted here, once, not per rule in the loop: a helper call there");
+    a.comment("multiplies the verifier's work past its limit");
+    a.ldx(Size::DW, R1, FP, BEST_RULE);
+    a.alu_imm(Alu::Lsh, R1, 2);
+    a.alu_imm(Alu::Or, R1, RuleCounter::Matched as i32);
+    count_rule(a, R1);
+    let alert_only = a.label();
     a.comment("the best refusal is a kill or deny the safety valve switched off");
     a.ldx(Size::DW, R1, FP, BEST_WOULD);
     a.ldx(Size::DW, R2, FP, BEST);
     a.jmp_reg(Cond::Ne, R1, R2, unenforced);
-    a.jmp_imm(Cond::Lt, R2, Action::Deny as i32, emit);
+    a.jmp_imm(Cond::Lt, R2, Action::Deny as i32, alert_only);
     a.comment("audit mode: nothing is carried out");
     a.ldx(Size::W, R1, R8, offset_of!(RuleOff, audit) as i16);
     a.jmp_imm(Cond::Ne, R1, 0, unenforced);
+    count_decision(a, enforce);
     match enforce {
         Enforce::Signal => {
             a.comment("kill (this backend cannot deny: guard-run refuses deny rules here unless told to kill instead)");
@@ -161,7 +176,16 @@ pub fn judge_and_act(
     count(a, abi::MAP_COUNTERS, Counter::KillFailed as u32, CKEY);
     a.jmp(emit);
 
+    a.bind(alert_only);
+    count_decision(a, enforce);
+    a.jmp(emit);
+
     a.bind(unenforced);
+    a.comment("not carried out: the rule's counters count an alert");
+    a.ldx(Size::DW, R1, FP, BEST_RULE);
+    a.alu_imm(Alu::Lsh, R1, 2);
+    a.alu_imm(Alu::Or, R1, RuleCounter::Alerted as i32);
+    count_rule(a, R1);
     let would_deny = a.label();
     a.ldx(Size::DW, R1, R6, H_FLAGS);
     a.alu_imm(Alu::Or, R1, event_flags::NOT_ENFORCED as i32);
@@ -176,6 +200,41 @@ pub fn judge_and_act(
     a.bind(emit);
     emit_event(a, kind, out, subject);
     Ok(())
+}
+
+/// Adds one to the per-rule counter whose index (`rule * RULE_COUNTER_KINDS + kind`) is in
+/// `key`. An index past the map (an object loaded without sizing it) finds no entry and counts
+/// nothing. Uses r0-r2 and the `CKEY` slot.
+fn count_rule(a: &mut Asm, key: Reg) {
+    let skip = a.label();
+    a.stx(Size::W, FP, CKEY, key);
+    map_lookup(a, abi::MAP_RULE_COUNTS, CKEY);
+    a.jmp_imm(Cond::Eq, R0, 0, skip);
+    a.ldx(Size::DW, R1, R0, 0);
+    a.alu_imm(Alu::Add, R1, 1);
+    a.stx(Size::DW, R0, 0, R1);
+    a.bind(skip);
+}
+
+/// Counts the refusal against the rule that decided it, by what it does: kill, deny (the
+/// tracepoint backend carries a deny out by killing) or alert.
+fn count_decision(a: &mut Asm, enforce: Enforce) {
+    let kind_known = a.label();
+    let deny = match enforce {
+        Enforce::Signal => RuleCounter::Killed,
+        Enforce::Lsm { .. } => RuleCounter::Denied,
+    };
+    a.ldx(Size::DW, R1, FP, BEST);
+    a.mov_imm(R2, RuleCounter::Killed as i32);
+    a.jmp_imm(Cond::Ge, R1, Action::Kill as i32, kind_known);
+    a.mov_imm(R2, deny as i32);
+    a.jmp_imm(Cond::Ge, R1, Action::Deny as i32, kind_known);
+    a.mov_imm(R2, RuleCounter::Alerted as i32);
+    a.bind(kind_known);
+    a.ldx(Size::DW, R1, FP, BEST_RULE);
+    a.alu_imm(Alu::Lsh, R1, 2);
+    a.alu_reg(Alu::Or, R1, R2);
+    count_rule(a, R1);
 }
 
 /// Fills the identity words on the stack from the current task's entry. A task guard does
@@ -195,12 +254,19 @@ fn entry_words(a: &mut Asm) {
     a.stx(Size::DW, R6, H_FLAGS, R1);
     a.jmp(entry_done);
     a.bind(known);
+    copy_words(a, R0, 0);
+    a.bind(entry_done);
+}
+
+/// Copies the identity words of the `TaskInfo` at `base + at` onto the stack, and its
+/// `ENTERED` flag into the flags word. Uses r1.
+fn copy_words(a: &mut Asm, base: Reg, at: i16) {
     for (w, off) in FROM_ENTRY {
-        a.ldx(Size::DW, R1, R0, off as i16);
+        a.ldx(Size::DW, R1, base, at + off as i16);
         a.stx(Size::DW, FP, word(w), R1);
     }
     let not_entered = a.label();
-    a.ldx(Size::DW, R1, R0, offset_of!(TaskInfo, flags) as i16);
+    a.ldx(Size::DW, R1, base, at + offset_of!(TaskInfo, flags) as i16);
     a.alu_imm(Alu::And, R1, abi::task_flags::ENTERED as i32);
     a.jmp_imm(Cond::Eq, R1, 0, not_entered);
     a.st(
@@ -210,16 +276,17 @@ fn entry_words(a: &mut Asm) {
         abi::FLAG_ENTERED as i32,
     );
     a.bind(not_entered);
-    a.bind(entry_done);
 }
 
 /// The identity words a task's entry holds, and where.
-const FROM_ENTRY: [(usize, usize); 5] = [
+const FROM_ENTRY: [(usize, usize); 7] = [
     (abi::WORD_SELF, offset_of!(TaskInfo, self_ids)),
     (abi::WORD_ANC, offset_of!(TaskInfo, anc_ids)),
     (abi::WORD_PID1, offset_of!(TaskInfo, pid1_ids)),
     (abi::WORD_IMG_PID1, offset_of!(TaskInfo, img_pid1)),
     (abi::WORD_EXE, offset_of!(TaskInfo, exe_ids)),
+    (abi::WORD_ANC_EXE, offset_of!(TaskInfo, anc_exe)),
+    (abi::WORD_PID1_EXE, offset_of!(TaskInfo, pid1_exe)),
 ];
 
 /// The same words from the exec record in the scratch value: the entry the task will have.
@@ -227,21 +294,7 @@ fn exec_words(a: &mut Asm) {
     for w in 0..abi::N_WORDS {
         a.st(Size::DW, FP, word(w), 0);
     }
-    for (w, off) in FROM_ENTRY {
-        a.ldx(Size::DW, R1, R6, identity::info(off));
-        a.stx(Size::DW, FP, word(w), R1);
-    }
-    let not_entered = a.label();
-    a.ldx(Size::DW, R1, R6, identity::FLAGS);
-    a.alu_imm(Alu::And, R1, abi::task_flags::ENTERED as i32);
-    a.jmp_imm(Cond::Eq, R1, 0, not_entered);
-    a.st(
-        Size::DW,
-        FP,
-        word(abi::WORD_FLAGS),
-        abi::FLAG_ENTERED as i32,
-    );
-    a.bind(not_entered);
+    copy_words(a, R6, identity::info(0));
 }
 
 /// The identity words computed at the decision: scopes, process name, uid, terminal.
@@ -334,6 +387,10 @@ fn computed_words(a: &mut Asm, p: &Params, subject: Subject) {
 fn judge_rule(a: &mut Asm, allowed: Label) {
     let refused = a.label();
     let n_terms = offset_of!(RuleEntry, n_terms) as i16;
+    // A term holds when every word has its `must` bits and none of its `must_not` bits. The
+    // mismatches of all words are or-ed together and tested once: a branch per word would
+    // give the verifier two paths per word and term in every iteration of the rule loop (it
+    // took Debian 6.1's verifier past its million instructions on the exec program).
     for t in 0..abi::MAX_TERMS {
         let fail = a.label();
         a.ldx(Size::W, R3, R4, n_terms);

@@ -1,161 +1,193 @@
-//! guard's costs, measured side by side on this machine (root): the seed policy's compile time
-//! and object size, then open()+close() and fork+exec+wait under no program, the empty
-//! programs on guard's hooks (the floor), the five-rule policy (a file no rule covers, and one a
-//! rule covers and allows), 10- and 10,000-rule policies, and bpftrace running the same file
-//! checks (when installed). Configurations are interleaved round by round; medians reported.
+//! guard's costs, measured side by side on this machine: the sections of the performance page
+//! (`book/src/performance.md`). `cargo xtask bench` builds the release binaries and runs this;
+//! run it by hand as
 //!
-//!     cargo build --release --workspace && sudo ./target/release/guard-bench
-//!     options: --rounds N (7) --iterations N (200000) --spawns N (300) --json
+//!     cargo build --release --bins && sudo ./target/release/guard-bench [options]
+//!
+//! options:
+//!   --quick              fewer rounds, iterations and steps (minutes, rougher figures)
+//!   --sections LIST      compiler,kernel,alerts (default: all three; kernel and alerts need root)
+//!   --results DIR        save each section as DIR/SECTION.json (default target/bench)
+//!   --render-only        measure nothing: only write the page from DIR
+//!   --page FILE          then write the page from every section saved in DIR (and its plots)
+//!   --print-json         print each section's saved JSON on one stdout line, after
+//!                        `guard-bench-result SECTION ` (how the VM hands its figures back)
+//!   --no-bpftrace        leave out row (e)
+//!   --rounds N --iterations N --spawns N   override the kernel section's plan
+//!   --command TEXT       the reproducing command recorded with the figures
 
-use std::ffi::CString;
-use std::process::Command;
-use std::time::Instant;
+use std::path::PathBuf;
 
-use guard_tests::agent;
-use guard_tests::bench::{self, Config, Setup, median};
+use guard_tests::bench::page::{self, Saved};
+use guard_tests::bench::{alerts, compiler, kernel};
 
-fn arg(name: &str, default: u32) -> u32 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+struct Options {
+    quick: bool,
+    sections: Vec<String>,
+    results: PathBuf,
+    page: Option<PathBuf>,
+    render_only: bool,
+    print_json: bool,
+    bpftrace: bool,
+    rounds: Option<u32>,
+    iterations: Option<u32>,
+    spawns: Option<u32>,
+    command: Option<String>,
 }
 
-fn main() {
-    if let Err(why) = guard_tests::kernel_test_prerequisites() {
-        eprintln!("guard-bench: {why}");
-        std::process::exit(2);
-    }
-    let _kernel = guard_tests::kernel_lock();
-    let rounds = arg("--rounds", 7);
-    let iterations = arg("--iterations", 200_000);
-    let spawns = arg("--spawns", 300);
-    let json = std::env::args().any(|a| a == "--json");
-    let dir = std::env::temp_dir().join(format!("guard-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-
-    // Compiler: wall time of the whole `guardc compile` process for the seed policy.
-    let policy = guard_tests::secrets_policy();
-    let object = agent::temp_object("bench");
-    let mut compile = Vec::new();
-    for _ in 0..rounds {
-        let t = Instant::now();
-        agent::compile(&policy, &object).expect("the seed policy compiles");
-        compile.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    let size = std::fs::metadata(&object).map(|m| m.len()).unwrap_or(0);
-
-    let uncovered = dir.join("data.txt");
-    let covered = dir.join("covered");
-    for f in [&uncovered, &covered] {
-        std::fs::write(f, "x").expect("temp file");
-    }
-    let obj = |name: &str, source: String, empty: bool| {
-        let out = dir.join(format!("{name}.o"));
-        bench::compile(&source, &out, empty).unwrap_or_else(|e| panic!("{name}: {e}"));
-        out
+fn parse() -> Result<Options, String> {
+    let mut o = Options {
+        quick: false,
+        sections: vec!["compiler".into(), "kernel".into(), "alerts".into()],
+        results: PathBuf::from("target/bench"),
+        page: None,
+        render_only: false,
+        print_json: false,
+        bpftrace: true,
+        rounds: None,
+        iterations: None,
+        spawns: None,
+        command: None,
     };
-    let five = bench::five_rule_policy(&covered);
-    let mut configs = vec![
-        Config {
-            name: "(a) no program".into(),
-            setup: Setup::Bare,
-        },
-        Config {
-            name: "(b) empty programs on guard's hooks".into(),
-            setup: Setup::Guard(obj("floor", five.clone(), true)),
-        },
-        Config {
-            name: "(c/d) five-rule policy".into(),
-            setup: Setup::Guard(obj("five", five, false)),
-        },
-        Config {
-            name: "10-rule policy".into(),
-            setup: Setup::Guard(obj("ten", bench::generated_policy(10), false)),
-        },
-        Config {
-            name: "10,000-rule policy".into(),
-            setup: Setup::Guard(obj("tenk", bench::generated_policy(10_000), false)),
-        },
-    ];
-    let has_bpftrace = guard_tests::which("bpftrace").is_some();
-    if has_bpftrace {
-        configs.push(Config {
-            name: "(e) bpftrace, same file checks".into(),
-            setup: Setup::Bpftrace(bench::bpftrace_script(&covered)),
-        });
-    }
-    let c = |p: &std::path::Path| CString::new(p.to_string_lossy().as_bytes()).expect("no NUL");
-    let rows = bench::measure(
-        &configs,
-        &c(&uncovered),
-        &c(&covered),
-        rounds,
-        iterations,
-        spawns,
-    );
-
-    let backend = std::env::var("GUARD_BACKEND").unwrap_or_else(|_| "auto".into());
-    if json {
-        let rows: Vec<serde_json::Value> = configs
-            .iter()
-            .zip(&rows)
-            .map(|(c, r)| {
-                serde_json::json!({"config": c.name, "uncovered_ns": r.uncovered,
-                    "covered_ns": r.covered, "spawn_us": r.spawn})
-            })
-            .collect();
-        let out = serde_json::json!({"kernel": uname(), "backend": backend, "rounds": rounds,
-            "iterations": iterations, "spawns": spawns, "seed_compile_ms": median(compile),
-            "seed_object_bytes": size, "rows": rows});
-        println!("{out}");
-    } else {
-        println!(
-            "guard-bench on {} (backend {backend}), {rounds} interleaved rounds, medians",
-            uname()
-        );
-        println!(
-            "  guardc compile of the seed policy: {:.2} ms, object {size} bytes",
-            median(compile)
-        );
-        let base = rows[0];
-        println!(
-            "  {:<40} {:>14} {:>14} {:>16}",
-            "configuration", "open+close ns", "covered ns", "fork+exec µs"
-        );
-        for (cfg, r) in configs.iter().zip(&rows) {
-            println!(
-                "  {:<40} {:>8.1} {:>+6.0} {:>8.1} {:>+6.0} {:>9.1} {:>+6.1}",
-                cfg.name,
-                r.uncovered,
-                r.uncovered - base.uncovered,
-                r.covered,
-                r.covered - base.covered,
-                r.spawn,
-                r.spawn - base.spawn
-            );
-        }
-        let added = |i: usize| rows[i].uncovered - base.uncovered;
-        println!(
-            "  five-rule policy on an uncovered file adds {:.0} ns, {:.2}x the floor's {:.0} ns",
-            added(2),
-            added(2) / added(1),
-            added(1)
-        );
-        if !has_bpftrace {
-            println!("  (e) skipped: bpftrace is not installed (apt-get install bpftrace)");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("`{a}` needs a value"));
+        let number = |v: String| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("`{a} {v}`: not a positive number"))
+        };
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--sections" => {
+                o.sections = value()?.split(',').map(str::to_string).collect();
+                for s in &o.sections {
+                    if !["compiler", "kernel", "alerts"].contains(&s.as_str()) {
+                        return Err(format!(
+                            "unknown section `{s}` (compiler, kernel, alerts; lsm is xtask's)"
+                        ));
+                    }
+                }
+            }
+            "--results" => o.results = value()?.into(),
+            "--page" => o.page = Some(value()?.into()),
+            "--render-only" => o.render_only = true,
+            "--print-json" => o.print_json = true,
+            "--no-bpftrace" => o.bpftrace = false,
+            "--rounds" => o.rounds = Some(number(value()?)?),
+            "--iterations" => o.iterations = Some(number(value()?)?),
+            "--spawns" => o.spawns = Some(number(value()?)?),
+            "--command" => o.command = Some(value()?),
+            _ => {
+                return Err(format!(
+                    "unknown option `{a}` (see the top of guard-bench.rs)"
+                ));
+            }
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
-    let _ = std::fs::remove_file(object);
+    if o.render_only {
+        o.sections.clear();
+    }
+    Ok(o)
 }
 
-fn uname() -> String {
-    Command::new("uname")
-        .arg("-r")
+fn now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("guard-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let o = parse()?;
+    let needs_kernel = o.sections.iter().any(|s| s != "compiler");
+    let _lock = if needs_kernel {
+        guard_tests::kernel_test_prerequisites()?;
+        Some(guard_tests::kernel_lock())
+    } else {
+        None
+    };
+    let dir = std::env::temp_dir().join(format!("guard-bench-{}", std::process::id()));
+    let saved = |section: &str| Saved {
+        when: now(),
+        quick: o.quick,
+        command: o.command.clone().unwrap_or_else(|| {
+            let quick = if o.quick { " --quick" } else { "" };
+            format!("cargo xtask bench{quick} --sections {section}")
+        }),
+        data: (),
+    };
+    let emit = |section: &str, json: String| {
+        if o.print_json {
+            println!("guard-bench-result {section} {json}");
+        }
+    };
+    let result = (|| -> Result<(), String> {
+        for section in &o.sections {
+            eprintln!("guard-bench: measuring {section}");
+            let json = match section.as_str() {
+                "compiler" => {
+                    let rounds = o.rounds.unwrap_or(if o.quick { 3 } else { 9 });
+                    let rows = compiler::measure(&[10, 100, 1_000, 10_000], rounds)?;
+                    let s = saved(section).with(rows);
+                    page::save(&o.results, section, &s)?;
+                    serde_json::to_string(&s)
+                }
+                "kernel" => {
+                    let plan = kernel::Plan {
+                        rounds: o.rounds.unwrap_or(if o.quick { 3 } else { 9 }),
+                        iterations: o
+                            .iterations
+                            .unwrap_or(if o.quick { 50_000 } else { 200_000 }),
+                        spawns: o.spawns.unwrap_or(if o.quick { 50 } else { 300 }),
+                        large: 10_000,
+                        bpftrace: o.bpftrace,
+                    };
+                    let data = kernel::run(plan, &dir.join("kernel"))?;
+                    let s = saved(section).with(data);
+                    page::save(&o.results, section, &s)?;
+                    serde_json::to_string(&s)
+                }
+                _ => {
+                    let (rates, secs): (&[u64], f64) = if o.quick {
+                        (&[1_000, 10_000, 100_000, 0], 0.5)
+                    } else {
+                        (
+                            &[
+                                1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 0,
+                            ],
+                            2.0,
+                        )
+                    };
+                    let data = alerts::run(rates, secs, &dir.join("alerts"))?;
+                    let s = saved(section).with(data);
+                    page::save(&o.results, section, &s)?;
+                    serde_json::to_string(&s)
+                }
+            }
+            .map_err(|e| e.to_string())?;
+            emit(section, json);
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    let rendered = page::render(&page::Results::load(&o.results)?);
+    if let Some(path) = &o.page {
+        page::write(&rendered, path)?;
+        eprintln!("guard-bench: wrote {}", path.display());
+    }
+    if !o.print_json {
+        print!("{}", rendered.markdown);
+    }
+    Ok(())
 }

@@ -15,8 +15,11 @@ use super::kernel::Kernel;
 use super::{Share, sh_quote};
 
 /// The guest kernel's command line: serial console, `bpf` among the LSMs, and a panic ends the
-/// VM at once (with `-no-reboot`).
-pub const APPEND: &str = "console=ttyS0 quiet lsm=lockdown,capability,landlock,bpf panic=-1";
+/// VM at once (with `-no-reboot`). A soft lockup panics too, with every CPU's stack on the
+/// console (`loglevel=5` lets the traces through): a CI run once sat 15 minutes in one, two
+/// CPUs spinning in the kernel, until the ring's timeout, with no trace to say where.
+pub const APPEND: &str = "console=ttyS0 quiet loglevel=5 lsm=lockdown,capability,landlock,bpf \
+                          softlockup_panic=1 softlockup_all_cpu_backtrace=1 panic=-1";
 
 pub struct Run {
     /// The console, line by line (carriage returns dropped).
