@@ -9,10 +9,13 @@
 //!   kernel struct layout, which differs from the object's local one on purpose so a missed
 //!   relocation shows up as a wrong read).
 //! * [`world`]: tasks, files, dentries and mounts, built from a small Rust API.
+//! * [`machine`]: a node on either backend: fork, exec (scripts too), pid namespaces, processes
+//!   entered from outside and opens, each running the object's program for its hook.
 
 pub mod btf;
 pub mod helpers;
 pub mod layout;
+pub mod machine;
 pub mod mem;
 pub mod object;
 pub mod vm;
@@ -26,6 +29,7 @@ use std::collections::BTreeMap;
 use crate::elf::MapDef;
 use mem::{Kind, Memory};
 
+pub use machine::{Machine, Mode, Outcome};
 pub use object::SimObject;
 pub use vm::Program;
 pub use world::World;
@@ -191,6 +195,50 @@ impl Sim {
                 .ok()?
                 .to_vec(),
         )
+    }
+
+    /// `map[key] = value` in hash map `name`, from user space (as `guard-run` fills the
+    /// cgroup map): the value is a region of its own, as one the programs insert.
+    pub fn map_put(&mut self, name: &str, key: &[u8], value: &[u8]) -> Result<(), SimError> {
+        let i = self
+            .map_index(name)
+            .ok_or_else(|| SimError::Load(format!("no map `{name}`")))? as usize;
+        let def = self.maps[i].def;
+        if key.len() != def.key_size as usize || value.len() != def.value_size as usize {
+            return Err(SimError::Helper(format!(
+                "map `{name}` takes {}-byte keys and {}-byte values",
+                def.key_size, def.value_size
+            )));
+        }
+        let addr = self
+            .mem
+            .alloc(format!("map {name} value"), Kind::Data, value.to_vec());
+        match &mut self.maps[i].store {
+            Store::Hash(h) => {
+                h.insert(key.to_vec(), addr);
+                Ok(())
+            }
+            _ => Err(SimError::Helper(format!("`{name}` is not a hash map"))),
+        }
+    }
+
+    /// Rewrites `bytes` at `offset` of the frozen `.rodata*` section `section`: not something
+    /// a program can do (the section is read-only to it), but how a harness asks "what if this
+    /// table said otherwise" of the very programs (`guardc explain` judges one rule at a time
+    /// this way).
+    pub fn rodata_poke(
+        &mut self,
+        section: &str,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), SimError> {
+        let i = self
+            .map_index(section)
+            .ok_or_else(|| SimError::Load(format!("no section `{section}`")))?;
+        let base = self
+            .map_value_addr(i)
+            .ok_or_else(|| SimError::Load(format!("`{section}` has no value")))?;
+        self.mem.poke(base + offset as u64, bytes)
     }
 
     /// The keys of hash map `name`.

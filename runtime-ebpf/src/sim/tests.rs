@@ -238,3 +238,69 @@ fn rodata_is_read_only() {
     let e = sim.run(obj.program("w").unwrap(), 0).unwrap_err();
     assert!(e.to_string().contains("not writable"), "{e}");
 }
+
+/// The world changes as the kernel would between program runs: a fork adds a task pointing at
+/// its parent, an exec gives it a new mm and comm, an open fills the lowest free descriptor.
+#[test]
+fn the_world_evolves_after_it_is_laid_out() {
+    let mut sim = Sim::new(World::new().task(Task::new(1, &["/sbin/init"]))).unwrap();
+    let child = Task::new(2, &["/sbin/init"]).parent(1).in_namespace(1, 1);
+    sim.world.add_task(&mut sim.mem, child).unwrap();
+    let at = |root: &str, path: &[&str]| u64::from(layout::offset(root, path).unwrap());
+    let read_u64 = |sim: &Sim, addr: u64| {
+        u64::from_le_bytes(sim.mem.read_any(addr, 8).unwrap().try_into().unwrap())
+    };
+    let task = sim.world.task_addr[&2];
+    assert_eq!(
+        read_u64(&sim, task + at("task_struct", &["real_parent"])),
+        sim.world.task_addr[&1]
+    );
+    let argv = vec!["cat".to_string(), "/x".to_string()];
+    sim.world.set_image(&mut sim.mem, 2, &argv, "cat").unwrap();
+    let mm = read_u64(&sim, task + at("task_struct", &["mm"]));
+    let start = read_u64(&sim, mm + at("mm_struct", &["arg_start"]));
+    let end = read_u64(&sim, mm + at("mm_struct", &["arg_end"]));
+    assert_eq!(
+        sim.mem
+            .read(start, (end - start) as usize, &[mem::Kind::User])
+            .unwrap(),
+        b"cat\0/x\0"
+    );
+    assert_eq!(
+        &sim.mem
+            .read_any(task + at("task_struct", &["comm"]), 4)
+            .unwrap(),
+        b"cat\0"
+    );
+    assert_eq!(
+        sim.world
+            .install_file(&mut sim.mem, 2, "/a", FMODE_READ)
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        sim.world
+            .install_file(&mut sim.mem, 2, "/b", FMODE_READ)
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        sim.world
+            .install_file(&mut sim.mem, 1, "/a", FMODE_READ)
+            .unwrap(),
+        3
+    );
+    // A task that exists, a parent that does not, a relative path: errors.
+    assert!(
+        sim.world
+            .add_task(&mut sim.mem, Task::new(2, &["x"]))
+            .is_err()
+    );
+    let orphan = Task::new(9, &["x"]).parent(8);
+    assert!(sim.world.add_task(&mut sim.mem, orphan).is_err());
+    assert!(
+        sim.world
+            .install_file(&mut sim.mem, 1, "rel", FMODE_READ)
+            .is_err()
+    );
+}
