@@ -51,6 +51,32 @@ enum Command {
         #[command(flatten)]
         diagnostics: DiagnosticArgs,
     },
+    /// Run each policy's test cases (`NAME.cases.toml` next to `NAME.grd`) on its compiled
+    /// object, in a user-space BPF interpreter with the kernel mocked; exits with status 1 if
+    /// a case fails.
+    Test {
+        /// Directories (searched for policies with a case file), policies or case files.
+        #[arg(default_value = ".")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        diagnostics: DiagnosticArgs,
+    },
+    /// Explain one test case: the process tree as the tracking programs saw it, each rule
+    /// covering the operation (in source order) and what it says, and the final verdict.
+    Explain {
+        /// The policy (`.grd`).
+        policy: PathBuf,
+        /// The case's `name`.
+        case: String,
+        /// The case file (default: the policy's `NAME.cases.toml`).
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// The backend whose programs judge the case.
+        #[arg(long, value_enum, default_value_t = BackendArg::Tracepoint)]
+        backend: BackendArg,
+        #[command(flatten)]
+        diagnostics: DiagnosticArgs,
+    },
     /// Run the language server for editors (Language Server Protocol on stdin and stdout):
     /// `check`'s diagnostics as you type, hover, go to definition, completion, formatting.
     Lsp {
@@ -99,6 +125,12 @@ impl DiagnosticArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Tracepoint,
+    Lsm,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Emit {
     Asm,
 }
@@ -131,6 +163,14 @@ pub fn run(cli: Cli) -> i32 {
             }
             status
         }
+        Command::Test { paths, diagnostics } => test(&paths, &diagnostics),
+        Command::Explain {
+            policy,
+            case,
+            cases,
+            backend,
+            diagnostics,
+        } => explain(&policy, &case, cases.as_deref(), backend, &diagnostics),
         Command::Lsp { stdlib_dir, .. } => crate::lsp::run(frontend::Options { stdlib_dir }),
         Command::Fmt {
             files,
@@ -298,6 +338,56 @@ fn compile(
         );
     }
     0
+}
+
+/// `guardc test`: compiles each policy in memory and runs its cases.
+fn test(paths: &[PathBuf], args: &DiagnosticArgs) -> i32 {
+    let policies = match crate::cases::discover(paths) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let compile = |p: &Path| {
+        build(p, args, codegen::compile, |c| &c.lowered).map(|(_, c)| (c.object, c.metadata))
+    };
+    let mut stdout = std::io::stdout().lock();
+    match crate::cases::run_all(&policies, compile, &mut stdout) {
+        Ok(sum) if sum.failed == 0 => 0,
+        Ok(_) => 1,
+        Err(e) => {
+            eprintln!("error: writing the report: {e}");
+            1
+        }
+    }
+}
+
+/// `guardc explain`: one case of a policy, rule by rule.
+fn explain(
+    policy: &Path,
+    case: &str,
+    cases: Option<&Path>,
+    backend: BackendArg,
+    args: &DiagnosticArgs,
+) -> i32 {
+    let backend = match backend {
+        BackendArg::Tracepoint => guard_ebpf::abi::Backend::Tracepoint,
+        BackendArg::Lsm => guard_ebpf::abi::Backend::Lsm,
+    };
+    let compile = |p: &Path| {
+        build(p, args, codegen::compile, |c| &c.lowered).map(|(_, c)| (c.object, c.metadata))
+    };
+    match crate::cases::explain_case(policy, case, cases, backend, compile) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }
 
 /// Why the back end failed, as a diagnostic: a policy the tables cannot express (or, for an

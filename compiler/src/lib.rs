@@ -2,8 +2,10 @@
 //!
 //! Front end: [`frontend::check_source`] turns policy text into a
 //! [`checked::Policy`] or a list of [`diag::Diagnostic`]s; [`fmt`] prints
-//! a file in canonical layout; [`lsp`] serves all of it to editors.
+//! a file in canonical layout; [`lsp`] serves all of it to editors; [`cases`] runs a
+//! policy's test cases on its compiled object (`guardc test`).
 
+pub mod cases;
 pub mod check;
 pub mod checked;
 pub mod cli;

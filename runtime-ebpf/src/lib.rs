@@ -8,3 +8,4 @@ pub mod dfa_table;
 pub mod elf;
 pub mod ktypes;
 pub mod programs;
+pub mod sim;

@@ -6,72 +6,36 @@ use super::{dfa_info, dfa_step};
 use crate::abi::DfaShape;
 use crate::asm::{Asm, R3, R7, R8};
 use crate::dfa_table::DfaTable;
+use crate::elf::MapDef;
+use crate::sim::vm::PSEUDO_MAP_VALUE;
+use crate::sim::{Program, Sim, World};
 
-/// Runs straight-line-or-forward-jumping code over `table` (the only data section, at address
-/// 0) with registers `regs`; panics on an instruction it does not know or a load outside the
-/// table (which the verifier would refuse).
+/// Runs straight-line-or-forward-jumping code on the simulator ([`crate::sim`]), with
+/// `table` as the frozen data section `t` (an `ld_imm64` of `&t[off]` becomes the
+/// `BPF_PSEUDO_MAP_VALUE` load the kernel would see) and registers `regs`; fails on an
+/// instruction it does not know or a load outside the table (which the verifier would refuse).
 fn exec(code: &[u8], table: &[u8], regs: &mut [u64; 11]) {
-    let mut pc = 0usize;
-    while pc * 8 < code.len() {
-        let insn = &code[pc * 8..pc * 8 + 8];
-        let (op, dst, src) = (
-            insn[0],
-            usize::from(insn[1] & 0xf),
-            usize::from(insn[1] >> 4),
-        );
-        let off = i16::from_le_bytes([insn[2], insn[3]]);
-        let imm = i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
-        pc += 1;
-        match op & 0x07 {
-            // ld_imm64 of a data section address: the offset into the table.
-            0x00 if op == 0x18 => {
-                regs[dst] = imm as u32 as u64;
-                pc += 1;
-            }
-            0x07 => {
-                let v = if op & 0x08 != 0 {
-                    regs[src]
-                } else {
-                    imm as i64 as u64
-                };
-                let d = &mut regs[dst];
-                *d = match op & 0xf0 {
-                    0x00 => d.wrapping_add(v),
-                    0x20 => d.wrapping_mul(v),
-                    0x50 => *d & v,
-                    0x60 => *d << v,
-                    0xb0 => v,
-                    other => panic!("alu op {other:#x}"),
-                };
-            }
-            0x01 => {
-                let size = match op & 0x18 {
-                    0x00 => 4,
-                    0x08 => 2,
-                    0x10 => 1,
-                    _ => 8,
-                };
-                let at = regs[src].wrapping_add(off as i64 as u64) as usize;
-                let bytes = table
-                    .get(at..at + size)
-                    .unwrap_or_else(|| panic!("load of {size} at {at}, table {}", table.len()));
-                let mut word = [0u8; 8];
-                word[..size].copy_from_slice(bytes);
-                regs[dst] = u64::from_le_bytes(word);
-            }
-            0x05 => {
-                let taken = match op & 0xf0 {
-                    0x00 => true,
-                    0xa0 => regs[dst] < imm as i64 as u64,
-                    other => panic!("jump op {other:#x}"),
-                };
-                if taken {
-                    pc = (pc as i64 + i64::from(off)) as usize;
-                }
-            }
-            _ => panic!("instruction {op:#x}"),
+    let mut sim = Sim::new(World::new()).expect("empty world");
+    let def = MapDef {
+        map_type: crate::sim::MAP_ARRAY,
+        key_size: 4,
+        value_size: table.len() as u32,
+        max_entries: 1,
+        map_flags: 0,
+    };
+    let map = sim.add_map("t", def, Some(table)).expect("table map");
+    // The sequences fall off their end; an EXIT makes them a program.
+    let mut code = code.to_vec();
+    code.extend_from_slice(&[0x95, 0, 0, 0, 0, 0, 0, 0]);
+    let mut prog = Program::from_code("seq", "test", &code).expect("whole instructions");
+    for i in 0..prog.insns.len() {
+        if prog.insns[i].code == 0x18 {
+            prog.insns[i + 1].imm = prog.insns[i].imm;
+            prog.insns[i].imm = map as i32;
+            prog.insns[i].src = PSEUDO_MAP_VALUE;
         }
     }
+    sim.run_regs(&prog, regs).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn shape(t: &DfaTable) -> DfaShape {
