@@ -173,13 +173,22 @@ impl Machine {
         let obj = sim.load(object)?;
         let own: &[&'static str] = match backend {
             Backend::Tracepoint => &[SEC_OPEN],
-            Backend::Lsm => &[SEC_LSM_OPEN, SEC_ARGV, SEC_LSM_EXEC],
+            Backend::Lsm => &[SEC_LSM_OPEN],
         };
-        let programs = [SEC_EXEC, SEC_FORK, SEC_EXIT]
+        let mut programs: BTreeMap<&'static str, _> = [SEC_EXEC, SEC_FORK, SEC_EXIT]
             .iter()
             .chain(own)
             .map(|s| Ok((*s, obj.program(s)?.clone())))
             .collect::<Result<_, SimError>>()?;
+        // The LSM exec check and the tracepoints that prepare it are only in objects with exec
+        // rules; without them, as in the kernel, those hooks run nothing.
+        if backend == Backend::Lsm {
+            for s in [SEC_ARGV, SEC_LSM_EXEC] {
+                if let Ok(p) = obj.program(s) {
+                    programs.insert(s, p.clone());
+                }
+            }
+        }
         let mut m = Machine {
             sim,
             backend,
@@ -210,11 +219,20 @@ impl Machine {
     /// did, and whether it failed the operation (an LSM hook's non-zero return). A process it
     /// killed exits (the exit program runs) and runs nothing more.
     fn fire(&mut self, section: &str, current: u32, ctx: Vec<u8>) -> Result<Outcome, SimError> {
-        let prog = self
-            .programs
-            .get(section)
-            .cloned()
-            .ok_or_else(|| SimError::Load(format!("no program for `{section}`")))?;
+        let prog = match self.programs.get(section) {
+            Some(p) => p.clone(),
+            // A hook the object has no program for (the LSM exec check of a policy without
+            // exec rules): nothing runs, nothing happens.
+            None if [SEC_ARGV, SEC_LSM_EXEC].contains(&section) => {
+                return Ok(Outcome {
+                    verdict: Action::Allow,
+                    events: Vec::new(),
+                    signals: Vec::new(),
+                    denied: false,
+                });
+            }
+            None => return Err(SimError::Load(format!("no program for `{section}`"))),
+        };
         let ctx = self
             .sim
             .mem
