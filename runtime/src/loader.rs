@@ -103,7 +103,7 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
     // Verify everything before attaching anything: the tracking programs, then the chosen
     // backend's enforcement programs. A verifier rejection leaves nothing behind.
     for p in obj.meta.programs.iter().filter(|p| p.backend.is_none()) {
-        verify(&mut ebpf, p, &btf)?;
+        verify(&mut ebpf, p, &btf, &obj.meta)?;
     }
     let backend = choose_backend(&mut ebpf, obj, opts, &btf)?;
     // In audit mode nothing is carried out, so a deny the backend could not carry out is fine.
@@ -126,7 +126,7 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
     }
     if backend == Backend::Tracepoint {
         for p in &enforcement {
-            verify(&mut ebpf, p, &btf)?;
+            verify(&mut ebpf, p, &btf, &obj.meta)?;
         }
     }
 
@@ -196,7 +196,7 @@ fn choose_backend(
         .iter()
         .filter(|p| p.backend == Some(Backend::Lsm))
         .collect();
-    let tried: Result<()> = lsm.iter().try_for_each(|p| verify(ebpf, p, btf));
+    let tried: Result<()> = lsm.iter().try_for_each(|p| verify(ebpf, p, btf, &obj.meta));
     match tried {
         Ok(()) if !lsm.is_empty() => Ok(Backend::Lsm),
         Ok(()) => Ok(Backend::Tracepoint),
@@ -212,7 +212,7 @@ fn choose_backend(
 }
 
 /// Loads one program into the kernel (the verifier runs here), without attaching it.
-fn verify(ebpf: &mut Ebpf, p: &abi::ProgramMeta, btf: &Btf) -> Result<()> {
+fn verify(ebpf: &mut Ebpf, p: &abi::ProgramMeta, btf: &Btf, meta: &abi::Metadata) -> Result<()> {
     let prog = ebpf.program_mut(&p.name).ok_or_else(|| {
         anyhow!(
             "the object lacks program `{}` named in its metadata",
@@ -233,7 +233,48 @@ fn verify(ebpf: &mut Ebpf, p: &abi::ProgramMeta, btf: &Btf) -> Result<()> {
             lsm.load(hook, btf)
         }
     };
-    result.map_err(|e| verifier_error(&p.name, e))
+    result.map_err(|e| verifier_error(&p.name, e, &judged_rules(&p.name, meta)))
+}
+
+/// The policy's rules a program judges, with their locations, for a verifier rejection: the
+/// programs are templates, so what the operator can change is the rules that sized them.
+fn judged_rules(program: &str, meta: &abi::Metadata) -> String {
+    let is_exec = |r: &&abi::RuleMeta| r.operation == "exec";
+    let (what, rules): (&str, Vec<&abi::RuleMeta>) = if program.contains("exec") {
+        if meta.rules.iter().any(|r| is_exec(&r)) {
+            (
+                "judges the exec rules",
+                meta.rules.iter().filter(is_exec).collect(),
+            )
+        } else {
+            (
+                "tracks the identities used by the rules",
+                meta.rules.iter().collect(),
+            )
+        }
+    } else if program.contains("open") {
+        (
+            "judges the open rules",
+            meta.rules.iter().filter(|r| !is_exec(r)).collect(),
+        )
+    } else {
+        return String::new();
+    };
+    if rules.is_empty() {
+        return String::new();
+    }
+    const SHOWN: usize = 5;
+    let mut text = format!("\nIt {what} of `{}`:", meta.source);
+    for r in rules.iter().take(SHOWN) {
+        text.push_str(&format!(
+            "\n  rule {} `{}` at {}:{}:{}",
+            r.id, r.name, meta.source, r.line, r.column
+        ));
+    }
+    if rules.len() > SHOWN {
+        text.push_str(&format!("\n  ... and {} more", rules.len() - SHOWN));
+    }
+    text
 }
 
 /// Attaches one program; returns its links, each with the name its pin will have.
@@ -436,7 +477,7 @@ pub fn resolve_users(obj: &GuardObject, passwd: &Path) -> Result<WithUsers> {
     Ok((bytes, resolved))
 }
 
-fn verifier_error(name: &str, e: ProgramError) -> anyhow::Error {
+fn verifier_error(name: &str, e: ProgramError, rules: &str) -> anyhow::Error {
     match e {
         ProgramError::LoadError {
             io_error,
@@ -450,9 +491,17 @@ fn verifier_error(name: &str, e: ProgramError) -> anyhow::Error {
                 // type it does not allow, say).
                 return anyhow!("the kernel refused to load program `{name}`: {io_error}");
             }
+            // The verifier's budget (a million instructions, 8,192 jump states) is what a
+            // policy can exceed; the rules are what the operator can change.
+            let hint = if log.contains("is too large") || log.contains("too complex") {
+                "\nThe program is too large for this kernel's verifier: fewer rules sharing a \
+                 path, or shorter patterns, make it smaller."
+            } else {
+                ""
+            };
             anyhow!(
                 "the kernel's verifier rejected program `{name}` ({io_error}); nothing was \
-                 attached. Last lines of the verifier log:\n  {}",
+                 attached. Last lines of the verifier log:\n  {}{rules}{hint}",
                 tail.join("\n  ")
             )
         }

@@ -376,6 +376,13 @@ fn a_failed_load_pins_nothing_and_leaves_the_old_version_enforcing() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("verifier rejected"), "{err}");
+    // The rules behind the rejected program, with their source locations.
+    assert!(
+        err.contains("It tracks the identities used by the rules of")
+            && err.contains("rule 0 `guard /mnt/secrets/*` at ")
+            && err.contains("secrets.grd:3:1"),
+        "{err}"
+    );
     assert!(root.entries().is_empty(), "{:?}", root.entries());
     assert_eq!(cat_secret(&scenario), Some(0));
 
