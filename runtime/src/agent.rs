@@ -69,7 +69,7 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     let info = pinned.info.clone();
     report(&info, &how, &pinned);
     if let Some(n) = agent_opts.safety_valve {
-        eprintln!(
+        crate::report!(
             "guard-run:   safety valve: a rule that kills or denies more than {n} distinct programs within a minute stops acting until the policy is loaded again"
         );
     }
@@ -100,7 +100,7 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
             agent.on_event(e);
         }
         agent.printer.rules = current;
-        eprintln!(
+        crate::report!(
             "guard-run:   {} events the previous version raised while no agent read them: alerted now",
             drained.len()
         );
@@ -112,7 +112,7 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
             agent.on_event(&item);
             waited += 1;
         }
-        eprintln!(
+        crate::report!(
             "guard-run:   while no agent read the events: {waited} waited in the ring buffer \
              (alerted now), {lost_unread} were lost (the ring buffer was full)"
         );
@@ -121,7 +121,7 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     let stop = rt.block_on(async {
         if let Some(addr) = &agent_opts.metrics_addr {
             let listener = metrics::bind(addr).await?;
-            eprintln!("guard-run:   metrics at http://{addr}/metrics");
+            crate::report!("guard-run:   metrics at http://{addr}/metrics");
             tokio::spawn(metrics::serve(listener, metrics.clone()));
         }
         event_loop(ring, signals, &mut agent).await
@@ -131,7 +131,7 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     }
     let Agent { printer, .. } = agent;
     printer.sinks.close();
-    eprintln!(
+    crate::report!(
         "guard-run: stopping; {} refusals, {} would-kill and {} would-deny not carried out, {} events dropped, {} kills failed, {} paths judged truncated, {} execs judged after the fact",
         pinned.counter(Counter::Refused),
         pinned.counter(Counter::WouldKill),
@@ -143,7 +143,7 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     );
     let dir = pinned.dir.clone();
     match stop {
-        Stop::Gone => eprintln!(
+        Stop::Gone => crate::report!(
             "guard-run: the policy `{}` is no longer pinned at `{}` (unloaded, or replaced by \
              another guard-run): nothing left to read",
             info.name,
@@ -151,12 +151,12 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
         ),
         Stop::Signal if agent_opts.unpin_on_exit => {
             unpin_own(&agent_opts.target.root, &pinned)?;
-            eprintln!(
+            crate::report!(
                 "guard-run: enforcement of `{}` ended (--unpin-on-exit)",
                 info.name
             );
         }
-        Stop::Signal => eprintln!(
+        Stop::Signal => crate::report!(
             "guard-run: enforcement of `{}` continues (pinned at `{}`); `guard-run load` \
              with the same object adopts it, `guard-run unload {}` ends it",
             info.name,
@@ -276,14 +276,14 @@ impl Printer {
 
     fn print(&mut self, bytes: &[u8], container: impl FnOnce(u64) -> ContainerFields) {
         let Some(event) = Event::from_bytes(bytes) else {
-            eprintln!(
+            crate::report!(
                 "guard-run: warning: dropped a malformed event of {} bytes",
                 bytes.len()
             );
             return;
         };
         let Some(rule) = self.rules.get(event.rule as usize) else {
-            eprintln!(
+            crate::report!(
                 "guard-run: warning: event names unknown rule {}",
                 event.rule
             );
@@ -372,7 +372,7 @@ impl Agent<'_> {
         output: &str,
         fields: &std::collections::BTreeMap<String, serde_json::Value>,
     ) {
-        eprintln!("guard-run: WARNING: {output}");
+        crate::report!("guard-run: WARNING: {output}");
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -387,7 +387,7 @@ impl Agent<'_> {
     fn maintain(&mut self) {
         self.node.refresh();
         if let Err(e) = loader::sync_table(&mut self.pinned.cgroups, &self.node.view.bits) {
-            eprintln!("guard-run: warning: cannot refresh the policy's scopes: {e:#}");
+            crate::report!("guard-run: warning: cannot refresh the policy's scopes: {e:#}");
         }
         let p = &mut *self.pinned;
         let dropped = p.counter(Counter::EventsDropped);

@@ -43,7 +43,7 @@ pub fn ensure_mounts() -> Result<()> {
     if !Path::new("/sys/kernel/security/lsm").exists()
         && let Err(e) = mount("securityfs", "/sys/kernel/security")
     {
-        eprintln!("guard-run: note: {e:#}; the BPF LSM cannot be detected");
+        crate::report!("guard-run: note: {e:#}; the BPF LSM cannot be detected");
     }
     Ok(())
 }

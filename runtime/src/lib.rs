@@ -1,3 +1,23 @@
+/// `eprintln!` that cannot panic. guard-run reports on stderr, and `eprintln!` panics when the
+/// write fails (a closed pipe: Rust ignores SIGPIPE). An agent whose stderr reader went away
+/// must go on enforcing and alerting, and stop cleanly when told to.
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `println!` that cannot panic, for command output (`status | head` closes the pipe early).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod agent;
 pub mod alert;
 pub mod backend;

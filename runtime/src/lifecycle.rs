@@ -85,7 +85,7 @@ pub fn install(
     crate::fs::ensure_mounts()?;
     let root = pin::Root::lock(&target.root)?;
     for p in root.clean_leftovers(&name) {
-        eprintln!(
+        crate::report!(
             "guard-run: removed `{}`, left behind by a load that did not finish",
             p.display()
         );

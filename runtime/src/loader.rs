@@ -202,7 +202,7 @@ fn choose_backend(
         Ok(()) => Ok(Backend::Tracepoint),
         Err(e) if opts.backend == Choice::Lsm => Err(e.context("--backend lsm")),
         Err(e) => {
-            eprintln!(
+            crate::report!(
                 "guard-run: WARNING: this kernel lists the BPF LSM, but {e:#}; falling back \
                  to the tracepoint backend, which kills after the open and cannot deny"
             );
@@ -395,7 +395,7 @@ pub fn report_scopes(node: &NodeContext, root: Option<PathBuf>) {
     }
     if let Some(root) = root {
         for p in crate::scope::missing_cgroups(&root, scopes) {
-            eprintln!(
+            crate::report!(
                 "guard-run: WARNING: cgroup `{p}` does not exist (yet) under {}: no process is \
                  in it until it appears",
                 root.display()
@@ -405,14 +405,14 @@ pub fn report_scopes(node: &NodeContext, root: Option<PathBuf>) {
     let (unmatched, unlabelled) =
         crate::scope::unmatched(scopes, &node.view, node.containers.all());
     for i in unmatched {
-        eprintln!(
+        crate::report!(
             "guard-run: WARNING: no container on this node is in scope {} yet; it is checked \
              again every second",
             describe_scope(&scopes[i])
         );
     }
     if unlabelled > 0 {
-        eprintln!(
+        crate::report!(
             "guard-run: WARNING: {unlabelled} containers have no pod labels in their runtime's \
              records (containerd keeps none); pod_label(...) never holds for them"
         );

@@ -185,7 +185,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("guard-run: error: {e:#}");
+            guard_runtime::report!("guard-run: error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -118,7 +118,7 @@ impl Sinks {
         if let Some((path, f)) = &mut self.file {
             match open_append(path) {
                 Ok(new) => *f = new,
-                Err(e) => eprintln!("guard-run: warning: {e:#}; still writing the old file"),
+                Err(e) => crate::report!("guard-run: warning: {e:#}; still writing the old file"),
             }
         }
     }

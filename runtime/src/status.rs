@@ -85,11 +85,11 @@ pub fn status(root: &Path, as_json: bool) -> Result<()> {
     let policies: Vec<Value> = names.iter().map(|n| policy_json(root, n)).collect();
     if as_json {
         let doc = json!({ "pin_root": root, "policies": policies });
-        println!("{doc}");
+        crate::say!("{doc}");
         return Ok(());
     }
     if policies.is_empty() {
-        println!("no policy is pinned under {}", root.display());
+        crate::say!("no policy is pinned under {}", root.display());
         return Ok(());
     }
     for p in &policies {
@@ -101,22 +101,22 @@ pub fn status(root: &Path, as_json: bool) -> Result<()> {
 fn print_policy(p: &Value) {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     let n = |v: &Value| v.as_u64().unwrap_or(0);
-    println!("policy {} ({})", s(&p["name"]), s(&p["dir"]));
+    crate::say!("policy {} ({})", s(&p["name"]), s(&p["dir"]));
     if let Some(e) = p["error"].as_str() {
-        println!("  unusable: {e}");
+        crate::say!("  unusable: {e}");
         return;
     }
     let age = pin::now_secs().saturating_sub(n(&p["loaded_at"]));
-    println!(
+    crate::say!(
         "  source {}, object {} (sha3-256 {}), backend {}",
         s(&p["source"]),
         s(&p["object_path"]),
         &s(&p["object_sha3"]).get(..16).unwrap_or(""),
         s(&p["backend"])
     );
-    println!("  loaded {age} s ago by {}", s(&p["loaded_by"]));
+    crate::say!("  loaded {age} s ago by {}", s(&p["loaded_by"]));
     if p["mode"] == "audit" {
-        println!(
+        crate::say!(
             "  mode: AUDIT: nothing is killed or denied ({} would-kill, {} would-deny so far)",
             n(&p["counters"]["would_kill"]),
             n(&p["counters"]["would_deny"])
@@ -124,9 +124,9 @@ fn print_policy(p: &Value) {
     }
     let agent = &p["agent"];
     if agent["reading"].as_bool() == Some(true) {
-        println!("  agent: reading (pid {})", n(&agent["last_pid"]));
+        crate::say!("  agent: reading (pid {})", n(&agent["last_pid"]));
     } else {
-        println!(
+        crate::say!(
             "  agent: none reading; events wait in the ring buffer until it is full, then are \
              lost (last reader: pid {}, {} s ago)",
             n(&agent["last_pid"]),
@@ -134,7 +134,7 @@ fn print_policy(p: &Value) {
         );
     }
     let c = &p["counters"];
-    println!(
+    crate::say!(
         "  kernel: {} refusals, {} kills failed, {} paths judged truncated, {} execs judged after the fact",
         n(&c["refused"]),
         n(&c["kill_failed"]),
@@ -142,17 +142,23 @@ fn print_policy(p: &Value) {
         n(&c["execs_judged_after"])
     );
     let d = &p["drops"];
-    println!(
+    crate::say!(
         "  drops: {} events lost (ring buffer full), {} of them since a reader last looked",
         n(&d["ring_buffer_full"]),
         n(&d["since_last_read"])
     );
-    println!(
+    crate::say!(
         "  {:>5}  {:<32} {:<6} {:>10} {:>8} {:>8} {:>8}",
-        "rule", "name", "action", "matched", "killed", "denied", "alerted"
+        "rule",
+        "name",
+        "action",
+        "matched",
+        "killed",
+        "denied",
+        "alerted"
     );
     for r in p["rules"].as_array().into_iter().flatten() {
-        println!(
+        crate::say!(
             "  {:>5}  {:<32} {:<6} {:>10} {:>8} {:>8} {:>8}",
             n(&r["id"]),
             s(&r["name"]),
@@ -196,7 +202,7 @@ pub fn unload(root: &Path, names: &[String], all: bool) -> Result<()> {
         let reader = pin::has_reader(&dir);
         pin::remove(&dir)?;
         root_lock.clean_leftovers(name);
-        eprintln!(
+        crate::report!(
             "guard-run: unloaded `{name}`: its programs are detached, enforcement ended{}",
             if reader {
                 "; the agent reading it stops within a second"
@@ -206,7 +212,7 @@ pub fn unload(root: &Path, names: &[String], all: bool) -> Result<()> {
         );
     }
     if all && chosen.is_empty() {
-        eprintln!("guard-run: no policy is pinned under {}", root.display());
+        crate::report!("guard-run: no policy is pinned under {}", root.display());
     }
     Ok(())
 }

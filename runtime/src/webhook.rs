@@ -77,7 +77,9 @@ impl Webhook {
         if worker.is_finished() {
             let _ = worker.join();
         } else {
-            eprintln!("guard-run: warning: the webhook did not take every queued alert in time");
+            crate::report!(
+                "guard-run: warning: the webhook did not take every queued alert in time"
+            );
         }
     }
 }
@@ -99,7 +101,7 @@ fn deliver(url: &str, rx: &Receiver<String>, metrics: &Metrics) {
                 metrics.webhook_failed.fetch_add(1, Ordering::Relaxed);
                 // Once per outage, not once per alert.
                 if !warned {
-                    eprintln!("guard-run: warning: the webhook lost an alert: {why}");
+                    crate::report!("guard-run: warning: the webhook lost an alert: {why}");
                     warned = true;
                 }
             }

@@ -484,3 +484,51 @@ fn switching_between_audit_and_enforce_is_a_reload() {
     assert!(out.status.success(), "{out:?}");
     let _ = std::fs::remove_file(object);
 }
+
+/// An agent whose stderr reader goes away (a pipe into a command that quit) keeps enforcing,
+/// and on SIGTERM stops cleanly, unloading with `--unpin-on-exit`: its reports to the closed
+/// stderr fail silently instead of panicking.
+#[test]
+fn an_agent_whose_stderr_closes_keeps_enforcing_and_stops_cleanly() {
+    if !guard_tests::require_kernel_tests("lifecycle: closed stderr") {
+        return;
+    }
+    let _kernel = guard_tests::kernel_lock();
+    let scenario = Scenario::start("life-pipe").expect("the app starts");
+    let object = compiled(&guard_tests::secrets_policy(), "life-pipe");
+    let root = PinRoot::new("pipe");
+    let mut child = Command::new(guard_tests::bin("guard-run"))
+        .arg("load")
+        .arg(&object)
+        .args([
+            "--name",
+            "secrets",
+            root.arg()[0],
+            root.arg()[1],
+            "--unpin-on-exit",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("guard-run starts");
+    {
+        let stderr = child.stderr.take().expect("piped");
+        let enforcing = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("guard-run: enforcing"));
+        assert!(enforcing, "guard-run ended before enforcing");
+        // The reader is dropped here: the agent's stderr is a pipe nobody reads.
+    }
+    assert_eq!(cat_secret(&scenario), Some(137));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().expect("waits");
+    assert!(status.success(), "guard-run did not stop cleanly: {status}");
+    assert!(root.entries().is_empty(), "{:?}", root.entries());
+    assert_eq!(cat_secret(&scenario), Some(0));
+    let _ = std::fs::remove_file(object);
+}
