@@ -235,6 +235,17 @@ impl Insn {
         b[4..8].copy_from_slice(&self.imm.to_le_bytes());
         b
     }
+
+    /// The inverse of [`Insn::to_bytes`], for an 8-byte slot (the simulator decodes objects).
+    pub fn from_bytes(b: &[u8]) -> Insn {
+        Insn {
+            code: b[0],
+            dst: b[1] & 0x0f,
+            src: b[1] >> 4,
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
 }
 
 enum Item {

@@ -5,6 +5,7 @@
 
 use super::mem::Kind;
 use super::{Sim, SimError};
+use crate::asm::Insn;
 
 /// `BPF_PSEUDO_MAP_FD`, `BPF_PSEUDO_MAP_VALUE`: the `src` of an `ld_imm64` after map
 /// relocation (the loader writes the map's index where the kernel would have an fd).
@@ -12,28 +13,6 @@ pub const PSEUDO_MAP_FD: u8 = 1;
 pub const PSEUDO_MAP_VALUE: u8 = 2;
 /// The kernel's stack per frame.
 pub const STACK_SIZE: usize = 512;
-
-/// One decoded 8-byte instruction slot.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u8,
-    pub dst: u8,
-    pub src: u8,
-    pub off: i16,
-    pub imm: i32,
-}
-
-impl Insn {
-    pub fn decode(b: &[u8]) -> Insn {
-        Insn {
-            code: b[0],
-            dst: b[1] & 0x0f,
-            src: b[1] >> 4,
-            off: i16::from_le_bytes([b[2], b[3]]),
-            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-        }
-    }
-}
 
 /// A program ready to run: its name and (relocated) instructions.
 #[derive(Clone, Debug)]
@@ -54,7 +33,7 @@ impl Program {
         Ok(Program {
             name: name.to_string(),
             section: section.to_string(),
-            insns: code.chunks_exact(8).map(Insn::decode).collect(),
+            insns: code.chunks_exact(8).map(Insn::from_bytes).collect(),
         })
     }
 }
