@@ -10,6 +10,7 @@
 pub mod explain;
 pub mod fields;
 pub mod file;
+pub mod replay;
 pub mod run;
 pub mod scopes;
 
@@ -127,6 +128,54 @@ pub fn explain_case(
         file: &shown,
     };
     explain::explain(&p, &cases, case, &case_path.display().to_string(), backend)
+}
+
+/// `guardc test --replay RECORD TARGET`: `target` is a policy (compiled with `compile`) or an
+/// object `guardc compile` wrote.
+pub fn replay_file(
+    record: &Path,
+    target: &Path,
+    compile: impl FnOnce(&Path) -> Option<(Vec<u8>, Metadata)>,
+    out: &mut impl Write,
+) -> Result<replay::ReplaySummary, String> {
+    let text = std::fs::read_to_string(record)
+        .map_err(|e| format!("cannot read the record `{}`: {e}", record.display()))?;
+    let records =
+        guard_ebpf::record::parse(&text).map_err(|e| format!("{}:{e}", record.display()))?;
+    let (object, meta, shown) = if target.extension().is_some_and(|e| e == "grd") {
+        let (o, m) = compile(target).ok_or("the policy does not compile")?;
+        (o, m, target.display().to_string())
+    } else {
+        let bytes = std::fs::read(target)
+            .map_err(|e| format!("cannot read `{}`: {e}", target.display()))?;
+        let meta = object_metadata(&bytes)
+            .map_err(|e| format!("`{}` is not a usable guard object: {e}", target.display()))?;
+        let shown = meta.source.clone();
+        (bytes, meta, shown)
+    };
+    let policy = run::Policy {
+        object: &object,
+        meta: &meta,
+        file: &shown,
+    };
+    replay::replay(&policy, &meta, &records, &record.display().to_string(), out)
+        .map_err(|e| format!("writing the report: {e}"))
+}
+
+/// The metadata of an object `guardc compile` wrote, refusing another format version.
+fn object_metadata(bytes: &[u8]) -> Result<Metadata, String> {
+    let raw = guard_ebpf::elf::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|e| format!("its metadata is corrupt: {e}"))?;
+    let version = value.get("format_version").and_then(|v| v.as_u64());
+    if version != Some(u64::from(guard_ebpf::abi::FORMAT_VERSION)) {
+        return Err(format!(
+            "it is in object format {}, and this guardc reads format {}; recompile the policy",
+            version.map_or("(none)".into(), |v| v.to_string()),
+            guard_ebpf::abi::FORMAT_VERSION
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| format!("its metadata is corrupt: {e}"))
 }
 
 /// Counts of a test run.

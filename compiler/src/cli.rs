@@ -55,9 +55,15 @@ enum Command {
     /// object, in a user-space BPF interpreter with the kernel mocked; exits with status 1 if
     /// a case fails.
     Test {
-        /// Directories (searched for policies with a case file), policies or case files.
+        /// Directories (searched for policies with a case file), policies or case files; with
+        /// --replay, the one policy (`.grd`) or compiled object (`.o`) to judge the record with.
         #[arg(default_value = ".")]
         paths: Vec<PathBuf>,
+        /// Judge the operations in FILE (written by `guard-run load --record`) with the policy
+        /// instead, and report each one whose verdict differs from the recorded one; exits
+        /// with status 1 if any does.
+        #[arg(long, value_name = "FILE")]
+        replay: Option<PathBuf>,
         #[command(flatten)]
         diagnostics: DiagnosticArgs,
     },
@@ -163,7 +169,16 @@ pub fn run(cli: Cli) -> i32 {
             }
             status
         }
-        Command::Test { paths, diagnostics } => test(&paths, &diagnostics),
+        Command::Test {
+            paths,
+            replay: Some(record),
+            diagnostics,
+        } => replay(&record, &paths, &diagnostics),
+        Command::Test {
+            paths,
+            replay: None,
+            diagnostics,
+        } => test(&paths, &diagnostics),
         Command::Explain {
             policy,
             case,
@@ -358,6 +373,26 @@ fn test(paths: &[PathBuf], args: &DiagnosticArgs) -> i32 {
         Ok(_) => 1,
         Err(e) => {
             eprintln!("error: writing the report: {e}");
+            1
+        }
+    }
+}
+
+/// `guardc test --replay`: a record judged by one policy or object.
+fn replay(record: &Path, paths: &[PathBuf], args: &DiagnosticArgs) -> i32 {
+    let [target] = paths else {
+        eprintln!("error: --replay judges the record with one policy (`.grd`) or object (`.o`)");
+        return 1;
+    };
+    let compile = |p: &Path| {
+        build(p, args, codegen::compile, |c| &c.lowered).map(|(_, c)| (c.object, c.metadata))
+    };
+    let mut stdout = std::io::stdout().lock();
+    match crate::cases::replay_file(record, target, compile, &mut stdout) {
+        Ok(sum) if sum.differ() == 0 && sum.not_replayed == 0 => 0,
+        Ok(_) => 1,
+        Err(e) => {
+            eprintln!("error: {e}");
             1
         }
     }

@@ -357,3 +357,51 @@ fn lsm_backend_refuses_before_the_operation_and_judges_each_exec_once() {
     // Not killed: it can go on opening other things.
     allowed_quietly(&m.open(pid, "/etc/hosts", Mode::Read).expect("open"));
 }
+
+/// Recording (`guard-run load --record` sets the rule-off map's `record`): an allowed open a
+/// rule covers is reported as an allow event carrying the operation, the terminal, whether the
+/// process was entered and its namespace's depth; an open no rule covers is not. Both backends.
+#[test]
+fn recording_reports_allowed_covered_operations_with_their_context() {
+    use guard_ebpf::abi::event_flags as f;
+    use guard_ebpf::sim::machine::Backend;
+    let (obj, _) = object("secrets.grd");
+    for backend in [Backend::Tracepoint, Backend::Lsm] {
+        let mut m =
+            Machine::boot_with_init(&obj, backend, &["/sbin/init"], "/sbin/init").expect("boots");
+        let mut off = vec![0u8; std::mem::size_of::<abi::RuleOff>()];
+        off[4..8].copy_from_slice(&1u32.to_le_bytes());
+        m.sim
+            .map_put(abi::MAP_RULE_OFF, &0u32.to_le_bytes(), &off)
+            .expect("rule-off map");
+        let app = start_app(&mut m);
+        let out = m.open(app, SECRET, Mode::ReadWrite).expect("open");
+        assert_eq!(out.verdict, Action::Allow, "{backend:?}: {out:?}");
+        assert!(
+            out.signals.is_empty() && !out.denied,
+            "{backend:?}: {out:?}"
+        );
+        let [e] = out.events.as_slice() else {
+            panic!("{backend:?}: one allow event expected: {out:?}");
+        };
+        assert_eq!(e.action, Action::Allow as u32);
+        assert_eq!(path(e), SECRET);
+        let ops = (e.flags & f::OPS_MASK) >> f::OPS_SHIFT;
+        assert_eq!(ops, abi::OP_READ | abi::OP_WRITE, "{backend:?}");
+        assert_eq!((e.flags & f::NS_LEVEL_MASK) >> f::NS_LEVEL_SHIFT, 1);
+        assert_eq!(e.flags & (f::ENTERED | f::TTY), 0, "{backend:?}");
+        allowed_quietly(&m.open(app, "/etc/hosts", Mode::Read).expect("open"));
+
+        // The attacker's refusal carries the same context: entered, with a terminal.
+        let shell = m.enter(app, NOBODY, Some(0)).expect("nsenter");
+        m.exec(shell, &["cat", SECRET], "/usr/bin/cat")
+            .expect("exec");
+        let out = m.open(shell, SECRET, Mode::Read).expect("open");
+        let [e] = out.events.as_slice() else {
+            panic!("{backend:?}: one kill event expected: {out:?}");
+        };
+        assert_eq!(e.action, Action::Kill as u32);
+        assert_eq!(e.flags & (f::ENTERED | f::TTY), f::ENTERED | f::TTY);
+        assert_eq!((e.flags & f::OPS_MASK) >> f::OPS_SHIFT, abi::OP_READ);
+    }
+}

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the object format (metadata schema, map layouts, event record). `guard-run`
 /// refuses objects of another version instead of misreading them.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 /// The license string of the emitted programs. GPL-compatible because the helpers guard needs
 /// (`bpf_probe_read_kernel`, `bpf_send_signal`, ...) are GPL-only.
@@ -51,7 +51,9 @@ pub const RULE_OFF_BITS: usize = 1 << 16;
 pub struct RuleOff {
     /// Non-zero: audit mode, nothing is carried out.
     pub audit: u32,
-    pub _pad: u32,
+    /// Non-zero: an agent records activity (`guard-run load --record`): an operation a rule's
+    /// pattern covers and the rules allow is reported too, as an [`Action::Allow`] event.
+    pub record: u32,
     /// Bit `id % 8` of byte `id / 8`: rule `id`'s kills and denials are switched off.
     pub rules: [u8; RULE_OFF_BITS / 8],
 }
@@ -312,6 +314,20 @@ pub mod event_flags {
     /// The refusal was not carried out ([`super::MAP_RULE_OFF`]: audit mode or the safety
     /// valve); `action` is what would have happened.
     pub const NOT_ENFORCED: u32 = 1 << 4;
+    /// The task had a controlling terminal.
+    pub const TTY: u32 = 1 << 5;
+    /// The task was entered into its pid namespace from outside, or descends from one that was
+    /// ([`super::task_flags::ENTERED`]).
+    pub const ENTERED: u32 = 1 << 6;
+    /// The operation's [`super::OP_READ`] / [`super::OP_WRITE`] / [`super::OP_EXEC`] bits,
+    /// shifted left by this much.
+    pub const OPS_SHIFT: u32 = 8;
+    /// The bits that hold the operation.
+    pub const OPS_MASK: u32 = 7 << OPS_SHIFT;
+    /// The depth of the task's pid namespace (`pid->level`, at most 32), shifted left by this.
+    pub const NS_LEVEL_SHIFT: u32 = 16;
+    /// The bits that hold the pid namespace's depth.
+    pub const NS_LEVEL_MASK: u32 = 0x3f << NS_LEVEL_SHIFT;
 }
 
 /// Kinds of [`Event`].

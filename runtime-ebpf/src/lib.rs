@@ -8,4 +8,5 @@ pub mod dfa_table;
 pub mod elf;
 pub mod ktypes;
 pub mod programs;
+pub mod record;
 pub mod sim;

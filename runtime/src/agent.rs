@@ -5,7 +5,7 @@
 //! reports lost alerts.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +24,7 @@ use crate::loader::{self, Options};
 use crate::metrics::{self, KernelCounters, Metrics};
 use crate::object::GuardObject;
 use crate::pin::{self, AgentSlot, Pinned, PinnedInfo};
+use crate::record::{self, Recorder};
 use crate::scope::NodeContext;
 use crate::sinks::{SinkOptions, Sinks};
 use crate::users::UserNames;
@@ -42,6 +43,8 @@ pub struct AgentOptions {
     pub unpin_on_exit: bool,
     /// The safety valve's limit: distinct programs a rule may kill or deny per minute.
     pub safety_valve: Option<usize>,
+    /// Record every covered operation, allowed or not, to this file (`--record`).
+    pub record: Option<PathBuf>,
 }
 
 pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<()> {
@@ -77,6 +80,8 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     let lost_unread = pinned
         .counter(Counter::EventsDropped)
         .saturating_sub(pinned.agent_slot(AgentSlot::DroppedSeen));
+    // Also says "not recording" to the kernel: a recording agent that died left the bit on.
+    let recorder = start_recording(&agent_opts, &info, &pinned)?;
     let metrics = Arc::new(Metrics::default());
     let sinks = Sinks::new(&agent_opts.sinks, metrics.clone())?;
     let mut agent = Agent {
@@ -87,6 +92,7 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
         drops: DropReporter::default(),
         read: 0,
         valve: agent_opts.safety_valve.map(Valve::new),
+        recorder,
     };
     if let How::Replaced { old, drained, .. } = &how
         && !drained.is_empty()
@@ -129,8 +135,24 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
     if stop == Stop::Signal {
         agent.maintain();
     }
-    let Agent { printer, .. } = agent;
+    let Agent {
+        printer, recorder, ..
+    } = agent;
     printer.sinks.close();
+    if let Some(mut r) = recorder {
+        r.flush();
+        if pinned.still_pinned()
+            && let Err(e) = valve::set_record(&pinned.dir, false)
+        {
+            crate::report!("guard-run: warning: cannot tell the kernel recording ended: {e:#}");
+        }
+        crate::report!(
+            "guard-run: recorded {} operations to `{}` ({} with part of their process context missing)",
+            r.written,
+            r.path().display(),
+            r.incomplete
+        );
+    }
     crate::report!(
         "guard-run: stopping; {} refusals, {} would-kill and {} would-deny not carried out, {} events dropped, {} kills failed, {} paths judged truncated, {} execs judged after the fact",
         pinned.counter(Counter::Refused),
@@ -165,6 +187,27 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
         ),
     }
     Ok(())
+}
+
+/// Opens the record file and tells the kernel to report allowed operations too, or tells it
+/// not to.
+fn start_recording(
+    opts: &AgentOptions,
+    info: &PinnedInfo,
+    pinned: &Pinned,
+) -> Result<Option<Recorder>> {
+    let recorder = match &opts.record {
+        Some(path) => Some(Recorder::create(path, info.backend, &info.meta.source)?),
+        None => None,
+    };
+    valve::set_record(&pinned.dir, recorder.is_some())?;
+    if let Some(r) = &recorder {
+        crate::report!(
+            "guard-run:   recording every operation the policy's patterns cover, allowed or not, to `{}`",
+            r.path().display()
+        );
+    }
+    Ok(recorder)
 }
 
 /// Unloads the policy this agent read, unless another load replaced it meanwhile.
@@ -316,11 +359,19 @@ struct Agent<'a> {
     /// Events this agent read.
     read: u64,
     valve: Option<Valve>,
+    recorder: Option<Recorder>,
 }
 
 impl Agent<'_> {
     fn on_event(&mut self, bytes: &[u8]) {
         self.read += 1;
+        let allowed =
+            Event::from_bytes(bytes).is_some_and(|e| e.action == abi::Action::Allow as u32);
+        self.record(bytes);
+        if allowed {
+            // Reported only for the record: not an alert.
+            return;
+        }
         let node = &mut self.node;
         self.printer
             .print(bytes, |cgroup| node.container_fields(cgroup));
@@ -331,6 +382,29 @@ impl Agent<'_> {
         if let Some(trip) = trip {
             self.open_valve(trip);
         }
+    }
+
+    fn record(&mut self, bytes: &[u8]) {
+        let (Some(recorder), Some(event)) = (&mut self.recorder, Event::from_bytes(bytes)) else {
+            return;
+        };
+        let rule = self
+            .printer
+            .rules
+            .get(event.rule as usize)
+            .map(|r| r.name.as_str());
+        let epoch = self.printer.clock.to_epoch_ns(event.boot_ns);
+        let users = &mut self.printer.users;
+        let mut user_name = |uid| users.name(uid).map(str::to_owned);
+        recorder.record(
+            &event,
+            rule,
+            epoch,
+            record::Node {
+                containers: &self.node.containers,
+                user_name: &mut user_name,
+            },
+        );
     }
 
     /// Switches a rule's kills and denials off in the kernel and says so loudly.
@@ -386,6 +460,9 @@ impl Agent<'_> {
     /// bookkeeping for the next agent.
     fn maintain(&mut self) {
         self.node.refresh();
+        if let Some(r) = &mut self.recorder {
+            r.flush();
+        }
         if let Err(e) = loader::sync_table(&mut self.pinned.cgroups, &self.node.view.bits) {
             crate::report!("guard-run: warning: cannot refresh the policy's scopes: {e:#}");
         }

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod object;
 pub mod pin;
 pub mod procscan;
+pub mod record;
 pub mod scope;
 pub mod sinks;
 pub mod status;

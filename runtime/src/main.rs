@@ -61,6 +61,10 @@ struct LoadArgs {
     /// it has killed or denied more than N distinct programs within a minute.
     #[arg(long, value_name = "N")]
     safety_valve: Option<usize>,
+    /// Also write every operation the policy's patterns cover, allowed or not, with its
+    /// process context, to FILE (JSON lines, appended) for `guardc test --replay`.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
     /// The enforcement backend: `auto` probes the kernel (BPF LSM where it can, else
     /// tracepoints), the others insist.
     #[arg(long, value_enum, default_value_t = Choice::Auto)]
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
                 deny_as_kill,
                 audit,
                 safety_valve,
+                record,
                 backend,
                 containerd_state,
                 crio_state,
@@ -160,6 +165,7 @@ fn main() -> ExitCode {
                     },
                     unpin_on_exit,
                     safety_valve,
+                    record,
                 },
                 Options {
                     deny_as_kill,

@@ -268,7 +268,7 @@ fn read_proc(dir: &Path, pid: u32) -> Result<Option<Proc>, ScanError> {
 }
 
 /// Maps the errors of a process that exited while we read it to `None`.
-fn vanishable<T>(r: io::Result<T>, dir: &Path) -> Result<Option<T>, ScanError> {
+pub(crate) fn vanishable<T>(r: io::Result<T>, dir: &Path) -> Result<Option<T>, ScanError> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
@@ -288,11 +288,11 @@ fn invalid(path: PathBuf, what: &str) -> ScanError {
     }
 }
 
-fn read_cmdline(dir: &Path) -> io::Result<Vec<u8>> {
+pub(crate) fn read_cmdline(dir: &Path) -> io::Result<Vec<u8>> {
     read_to_end(&dir.join("cmdline"), CMDLINE_MAX + 1)
 }
 
-fn read_to_end(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+pub(crate) fn read_to_end(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     File::open(path)?
         .take(limit.try_into().unwrap_or(u64::MAX))
@@ -324,7 +324,7 @@ fn numeric_entries(dir: &Path) -> Result<Vec<u32>, ScanError> {
 /// The ppid (4th field) of `/proc/<pid>/stat`: `pid (comm) state ppid ...`. The comm may hold
 /// spaces and parentheses, but the kernel prints nothing after it that contains ')', so the
 /// fields start after the last ')'.
-fn parse_stat_ppid(stat: &[u8]) -> Option<u32> {
+pub(crate) fn parse_stat_ppid(stat: &[u8]) -> Option<u32> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     let mut fields = rest.split_ascii_whitespace();
@@ -335,7 +335,7 @@ fn parse_stat_ppid(stat: &[u8]) -> Option<u32> {
 /// Whether the process is the init of its pid namespace: the innermost pid on the `NSpid:`
 /// line of `/proc/<pid>/status` is 1. Kernels before 4.1 have no such line; there only the
 /// global init is recognisable (its `Pid:` is 1).
-fn parse_ns_init(status: &[u8]) -> bool {
+pub(crate) fn parse_ns_init(status: &[u8]) -> bool {
     let text = String::from_utf8_lossy(status);
     let last_number = |key: &str| {
         text.lines()
@@ -349,7 +349,7 @@ fn parse_ns_init(status: &[u8]) -> bool {
 }
 
 /// Depth of the process's pid namespace: entries on the `NSpid:` line minus one (0 without it).
-fn parse_ns_level(status: &[u8]) -> usize {
+pub(crate) fn parse_ns_level(status: &[u8]) -> usize {
     String::from_utf8_lossy(status)
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))

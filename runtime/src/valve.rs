@@ -51,11 +51,25 @@ pub fn switch_off(dir: &Path, rule: u32) -> Result<()> {
         .context("cannot write the rule-off map")
 }
 
+/// Says in the pinned rule-off map at `dir` whether an agent records allowed operations
+/// (`guard-run load --record`), keeping the rest of the value.
+pub fn set_record(dir: &Path, on: bool) -> Result<()> {
+    let data = MapData::from_pin(dir.join(abi::MAP_RULE_OFF))
+        .context("cannot open the pinned rule-off map")?;
+    let mut array: Array<MapData, PodRuleOff> =
+        Array::try_from(aya::maps::Map::Array(data)).context("the rule-off map")?;
+    let PodRuleOff(mut value) = array.get(&0, 0).context("cannot read the rule-off map")?;
+    value.record = u32::from(on);
+    array
+        .set(0, PodRuleOff(value), 0)
+        .context("cannot write the rule-off map")
+}
+
 /// Writes the rule-off value of a policy being loaded: audit mode or not, every rule on.
 pub fn write(ebpf: &mut Ebpf, audit: bool) -> Result<()> {
     let value = RuleOff {
         audit: u32::from(audit),
-        _pad: 0,
+        record: 0,
         rules: [0; abi::RULE_OFF_BITS / 8],
     };
     let map = ebpf

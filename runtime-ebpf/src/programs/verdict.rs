@@ -42,6 +42,8 @@ const OFF_KEY: i16 = -432;
 
 // The per-rule counter index is `rule << 2 | kind`.
 const _: () = assert!(RULE_COUNTER_KINDS == 4);
+// The event's entered flag is the identity word's, shifted (see `emit_event`).
+const _: () = assert!(abi::FLAG_ENTERED << 5 == event_flags::ENTERED as u64);
 
 fn word(w: usize) -> i16 {
     BITS + 8 * w as i16
@@ -136,8 +138,14 @@ pub fn judge_and_act(
     a.bind(decided);
     let emit = a.label();
     let unenforced = a.label();
+    let refused = a.label();
     a.ldx(Size::DW, R1, FP, BEST);
-    a.jmp_imm(Cond::Eq, R1, Action::Allow as i32, out);
+    a.jmp_imm(Cond::Ne, R1, Action::Allow as i32, refused);
+    a.comment("allowed: reported only while an agent records (`guard-run load --record`)");
+    a.ldx(Size::W, R1, R8, offset_of!(RuleOff, record) as i16);
+    a.jmp_imm(Cond::Eq, R1, 0, out);
+    a.jmp(emit);
+    a.bind(refused);
     count(a, abi::MAP_COUNTERS, Counter::Refused as u32, CKEY);
     a.comment("the deciding rule matched (its condition refused the operation, as a Falco rule");
     a.comment("matches); counted here, once, not per rule in the loop: a helper call there");
@@ -459,7 +467,21 @@ fn emit_event(a: &mut Asm, kind: u32, out: Label, subject: Subject) {
     a.stx(Size::W, R7, o(offset_of!(Event, action)), R1);
     a.ldx(Size::DW, R1, FP, BEST_RULE);
     a.stx(Size::W, R7, o(offset_of!(Event, rule)), R1);
-    a.ldx(Size::DW, R1, R6, H_FLAGS);
+    a.comment("flags: the walk's and the verdict's, the operation, and the identity's entered bit");
+    a.ldx(Size::DW, R1, R6, H_OPS);
+    a.alu_imm(
+        Alu::And,
+        R1,
+        (abi::OP_READ | abi::OP_WRITE | abi::OP_EXEC) as i32,
+    );
+    a.alu_imm(Alu::Lsh, R1, event_flags::OPS_SHIFT as i32);
+    a.ldx(Size::DW, R2, R6, H_FLAGS);
+    a.alu_reg(Alu::Or, R1, R2);
+    a.ldx(Size::DW, R2, FP, word(abi::WORD_FLAGS));
+    a.alu_imm(Alu::And, R2, abi::FLAG_ENTERED as i32);
+    // FLAG_ENTERED is bit 1 and ENTERED bit 6.
+    a.alu_imm(Alu::Lsh, R2, 5);
+    a.alu_reg(Alu::Or, R1, R2);
     a.stx(Size::W, R7, o(offset_of!(Event, flags)), R1);
     a.ldx(Size::DW, R1, R6, H_FD);
     a.stx(Size::W, R7, o(offset_of!(Event, fd)), R1);
@@ -476,6 +498,25 @@ fn emit_event(a: &mut Asm, kind: u32, out: Label, subject: Subject) {
     a.ldx_field(Size::DW, R1, R8, field("task_struct", &["real_parent"]));
     a.ldx_field(Size::W, R1, R1, field("task_struct", &["tgid"]));
     a.stx(Size::W, R7, o(offset_of!(Event, ppid)), R1);
+    a.comment(
+        "the pid namespace's depth (current->thread_pid->level): recorded activity carries it",
+    );
+    a.ldx_field(Size::DW, R1, R8, field("task_struct", &["thread_pid"]));
+    a.ldx_field(Size::W, R1, R1, field("pid", &["level"]));
+    a.alu_imm(Alu::And, R1, 0x3f);
+    a.alu_imm(Alu::Lsh, R1, event_flags::NS_LEVEL_SHIFT as i32);
+    a.ldx(Size::W, R2, R7, o(offset_of!(Event, flags)));
+    a.alu_reg(Alu::Or, R1, R2);
+    a.stx(Size::W, R7, o(offset_of!(Event, flags)), R1);
+    a.comment("a controlling terminal (current->signal->tty): recorded activity carries it");
+    let no_tty = a.label();
+    a.ldx_field(Size::DW, R1, R8, field("task_struct", &["signal"]));
+    a.ldx_field(Size::DW, R1, R1, field("signal_struct", &["tty"]));
+    a.jmp_imm(Cond::Eq, R1, 0, no_tty);
+    a.ldx(Size::W, R1, R7, o(offset_of!(Event, flags)));
+    a.alu_imm(Alu::Or, R1, event_flags::TTY as i32);
+    a.stx(Size::W, R7, o(offset_of!(Event, flags)), R1);
+    a.bind(no_tty);
     a.comment("the parent's name (proc.pname): it may exit before user space could ask");
     a.ldx_field(Size::DW, R3, R8, field("task_struct", &["real_parent"]));
     a.add_field(R3, field("task_struct", &["comm"]));

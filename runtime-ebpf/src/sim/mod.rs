@@ -197,8 +197,9 @@ impl Sim {
         )
     }
 
-    /// `map[key] = value` in hash map `name`, from user space (as `guard-run` fills the
-    /// cgroup map): the value is a region of its own, as one the programs insert.
+    /// `map[key] = value` in map `name`, from user space (as `guard-run` fills the cgroup map
+    /// and writes the rule-off value): a hash map's value is a region of its own, as one the
+    /// programs insert; an array's element is overwritten in place.
     pub fn map_put(&mut self, name: &str, key: &[u8], value: &[u8]) -> Result<(), SimError> {
         let i = self
             .map_index(name)
@@ -210,6 +211,13 @@ impl Sim {
                 def.key_size, def.value_size
             )));
         }
+        if let Store::Array(v) = &self.maps[i].store {
+            let index = u32::from_le_bytes(key.try_into().unwrap_or([0xff; 4])) as usize;
+            let addr = *v.get(index).ok_or_else(|| {
+                SimError::Helper(format!("array `{name}` has no element {index}"))
+            })?;
+            return self.mem.write(addr, value);
+        }
         let addr = self
             .mem
             .alloc(format!("map {name} value"), Kind::Data, value.to_vec());
@@ -218,7 +226,9 @@ impl Sim {
                 h.insert(key.to_vec(), addr);
                 Ok(())
             }
-            _ => Err(SimError::Helper(format!("`{name}` is not a hash map"))),
+            _ => Err(SimError::Helper(format!(
+                "`{name}` is neither a hash map nor an array"
+            ))),
         }
     }
 
