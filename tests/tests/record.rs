@@ -206,3 +206,113 @@ fn an_audit_recording_replays_against_the_same_and_other_policies() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+/// Execs are recorded too: an allowed one and a refused one, each with the program as its
+/// executable and the command line the new program runs with; the replay judges them as
+/// execs.
+#[test]
+fn execs_are_recorded_and_replayed_as_execs() {
+    use std::os::unix::process::CommandExt;
+    if !guard_tests::require_kernel_tests("record and replay of execs") {
+        return;
+    }
+    let _kernel = guard_tests::kernel_lock();
+    let dir = std::env::temp_dir().join(format!("guard-record-exec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wc = std::fs::canonicalize(guard_tests::which("wc").expect("wc")).unwrap();
+    let policy = dir.join("exec.grd");
+    std::fs::write(
+        &policy,
+        format!("guard exec {} allow uid(0) else kill\n", wc.display()),
+    )
+    .unwrap();
+    let object = dir.join("exec.o");
+    agent::compile(&policy, &object).expect("compiles");
+    let record = dir.join("exec.jsonl");
+    let agent = Agent::start(
+        &object,
+        &["--json", "--audit", "--record", record.to_str().unwrap()],
+        false,
+    )
+    .expect("loads");
+    let as_root = Command::new(&wc)
+        .arg("-c")
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    let as_nobody = unsafe {
+        Command::new(&wc)
+            .args(["-l", "/dev/null"])
+            .pre_exec(|| {
+                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+            .output()
+            .unwrap()
+    };
+    let alerts = agent.wait_alerts(1, Duration::from_secs(10));
+    agent.stop().expect("stops");
+    assert!(
+        as_root.status.success() && as_nobody.status.success(),
+        "audit stops nothing"
+    );
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+
+    let text = std::fs::read_to_string(&record).expect("the record exists");
+    let records: Vec<Recorded> = guard_ebpf::record::parse(&text)
+        .expect("records")
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.path == wc.to_str().unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{text}");
+    let decisions: Vec<(Action, u32, &[String])> = records
+        .iter()
+        .map(|r| {
+            let p = r.process.last().unwrap();
+            assert_eq!(r.op, RecordedOp::Exec);
+            assert_eq!(p.exe.as_deref(), wc.to_str());
+            (r.decision, p.uid, p.argv.as_slice())
+        })
+        .collect();
+    assert_eq!(decisions[0].0, Action::Allow, "{records:#?}");
+    assert_eq!(decisions[0].1, 0);
+    assert_eq!(decisions[0].2[1..], ["-c", "/dev/null"]);
+    assert_eq!(decisions[1].0, Action::Kill, "{records:#?}");
+    assert_eq!(decisions[1].1, 65534);
+    assert_eq!(decisions[1].2[1..], ["-l", "/dev/null"]);
+
+    let only = dir.join("only.jsonl");
+    std::fs::write(
+        &only,
+        records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let (code, report) = replay(&only, &object);
+    assert_eq!(code, Some(0), "{report}");
+    let open = dir.join("open.grd");
+    std::fs::write(
+        &open,
+        format!("guard exec {} allow not nobody else kill\n", wc.display()),
+    )
+    .unwrap();
+    let (code, report) = replay(&only, &open);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        summary(&report).starts_with(
+            "2 operations replayed: 1 same, 1 differ (0 refused more severely, 1 less)"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("exec {} by `", wc.display())),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
