@@ -203,7 +203,7 @@ fn start_recording(
     valve::set_record(&pinned.dir, recorder.is_some())?;
     if let Some(r) = &recorder {
         crate::report!(
-            "guard-run:   recording every operation the policy's patterns cover, allowed or not, to `{}`",
+            "guard-run:   recording every open and exec of a path the policy's patterns match, allowed or not, to `{}`",
             r.path().display()
         );
     }

@@ -61,8 +61,8 @@ struct LoadArgs {
     /// it has killed or denied more than N distinct programs within a minute.
     #[arg(long, value_name = "N")]
     safety_valve: Option<usize>,
-    /// Also write every operation the policy's patterns cover, allowed or not, with its
-    /// process context, to FILE (JSON lines, appended) for `guardc test --replay`.
+    /// Also write every open and exec of a path the policy's patterns match, allowed or not,
+    /// with its process context, to FILE (JSON lines, appended) for `guardc test --replay`.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
     /// The enforcement backend: `auto` probes the kernel (BPF LSM where it can, else
