@@ -507,6 +507,40 @@ pub enum Scope {
     PodLabel { labels: Vec<(String, String)> },
 }
 
+/// A container as its runtime's records describe it, for [`Scope::holds_for`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ContainerView<'a> {
+    /// The full id (hex).
+    pub id: &'a str,
+    pub name: Option<&'a str>,
+    /// The pod's Kubernetes namespace.
+    pub namespace: Option<&'a str>,
+    /// The pod's labels; `None` when the runtime does not record them.
+    pub labels: Option<&'a std::collections::BTreeMap<String, String>>,
+}
+
+impl Scope {
+    /// Whether `container` is in this container or Kubernetes scope (a `cgroup(…)` scope
+    /// never: it holds by cgroup path, not by container). `guard-run` computes the scope bits it
+    /// writes to the kernel with this, and `guardc test` the ones of a case's containers.
+    pub fn holds_for(&self, container: &ContainerView<'_>) -> bool {
+        let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+        match self {
+            Scope::Cgroup { .. } => false,
+            Scope::Container { names } => names.iter().any(|n| {
+                let id_prefix = n.len() >= 12 && is_hex(n) && container.id.starts_with(n.as_str());
+                id_prefix || container.name == Some(n.as_str())
+            }),
+            Scope::K8sNamespace { names } => container
+                .namespace
+                .is_some_and(|ns| names.iter().any(|n| n == ns)),
+            Scope::PodLabel { labels } => container
+                .labels
+                .is_some_and(|have| labels.iter().any(|(k, v)| have.get(k) == Some(v))),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RuleMeta {
     pub id: u32,

@@ -6,6 +6,7 @@ pub mod asm;
 pub mod btf;
 pub mod dfa_table;
 pub mod elf;
+pub mod fields;
 pub mod ktypes;
 pub mod programs;
 pub mod record;

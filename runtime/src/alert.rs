@@ -6,7 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use guard_ebpf::abi::{Action, EVENT_EXEC, EVENT_OPEN, Event, RuleMeta, event_flags};
+use guard_ebpf::abi::{Event, RuleMeta, event_flags};
+pub use guard_ebpf::fields::action_word;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -96,8 +97,10 @@ pub struct ContainerFields {
     pub pod_namespace: Option<String>,
 }
 
-/// The value of every field guard can supply for `event`, by Falco field name. Unresolvable
-/// fields are present with `null` so that a template naming them renders `<NA>`.
+/// The value of every field guard can supply for `event`, by Falco field name: the event's
+/// and rule's own ([`guard_ebpf::fields`], which `guardc test` checks cases against), the time,
+/// the user's name and the container. Unresolvable fields are present with `null` so that a
+/// template naming them renders `<NA>`.
 pub fn event_fields(
     event: &Event,
     rule: &RuleMeta,
@@ -106,37 +109,10 @@ pub fn event_fields(
     container: &ContainerFields,
 ) -> BTreeMap<&'static str, Value> {
     let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::from);
-    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let mut cmdline = display_cmdline(event.cmdline_bytes());
-    if event.flags & event_flags::CMDLINE_TRUNCATED != 0 {
-        cmdline.push_str("...");
-    }
-    let is_exec = event.kind == EVENT_EXEC;
-    let evt_type = match event.kind {
-        EVENT_OPEN => Value::from("open"),
-        EVENT_EXEC => Value::from("execve"),
-        _ => Value::Null,
-    };
-    let path = Value::from(lossy(event.path_bytes()));
-    let action = match action_word(event) {
-        "" => Value::Null,
-        word => Value::from(word),
-    };
-    BTreeMap::from([
+    let mut fields = guard_ebpf::fields::event_fields(event, rule);
+    fields.extend([
         ("evt.time", Value::from(epoch_ns)),
-        ("evt.type", evt_type),
-        ("proc.name", Value::from(lossy(event.comm_bytes()))),
-        ("proc.cmdline", Value::from(cmdline)),
-        ("proc.pid", Value::from(event.pid)),
-        ("proc.ppid", Value::from(event.ppid)),
-        ("proc.pname", Value::from(lossy(event.pcomm_bytes()))),
-        ("thread.tid", Value::from(event.tid)),
-        ("user.uid", Value::from(event.uid)),
         ("user.name", user_name.map_or(Value::Null, Value::from)),
-        ("group.gid", Value::from(event.gid)),
-        // An exec event's path is the program; an open event's the file.
-        ("fd.name", if is_exec { Value::Null } else { path.clone() }),
-        ("proc.exepath", if is_exec { path } else { Value::Null }),
         ("container.id", opt(&container.id)),
         ("container.name", opt(&container.name)),
         (
@@ -146,39 +122,8 @@ pub fn event_fields(
         ("container.image.tag", opt(&container.image_tag)),
         ("k8s.pod.name", opt(&container.pod_name)),
         ("k8s.ns.name", opt(&container.pod_namespace)),
-        ("rule.name", Value::from(rule.name.clone())),
-        ("guard.action", action),
-    ])
-}
-
-/// What guard did, as `guard.action` says it (empty for an action this agent does not know).
-pub fn action_word(event: &Event) -> &'static str {
-    if event.flags & event_flags::KILL_FAILED != 0 {
-        return "kill failed";
-    }
-    if event.flags & event_flags::NOT_ENFORCED != 0 {
-        // Audit mode or the safety valve: judged, reported, not carried out.
-        return match Action::from_u32(event.action) {
-            Some(Action::Kill) => "would kill",
-            Some(Action::Deny) => "would deny",
-            _ => "",
-        };
-    }
-    match Action::from_u32(event.action) {
-        Some(Action::Kill) => "killed",
-        Some(Action::Deny) => "denied",
-        Some(Action::Alert) => "alerted",
-        Some(Action::Allow) => "allowed",
-        None => "",
-    }
-}
-
-/// The command line as Falco shows it: arguments separated by spaces. The kernel side already
-/// joins them, but a raw argument area (NUL-separated, NUL-terminated) is tolerated too.
-fn display_cmdline(raw: &[u8]) -> String {
-    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
-    let joined: Vec<u8> = raw.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
-    String::from_utf8_lossy(&joined).into_owned()
+    ]);
+    fields
 }
 
 /// Renders `event` for `rule` as Falco would: the text line with local time of day, the JSON
@@ -413,6 +358,7 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use guard_ebpf::abi::{Action, EVENT_OPEN};
 
     const T: u64 = 1_764_352_679_315_968_470; // 2025-11-28T17:57:59.315968470Z
 

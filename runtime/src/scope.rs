@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use guard_ebpf::abi::Scope;
+use guard_ebpf::abi::{ContainerView, Scope};
 
 use crate::alert::ContainerFields;
 use crate::containers::{self, ContainerCache, ContainerInfo, StateDirs};
@@ -156,23 +156,12 @@ pub fn resolve(root: &Path, scopes: &[Scope], known: &HashMap<String, ContainerI
 /// Whether container `id` (described by `info`, if its runtime's records were found) is in
 /// a container or Kubernetes scope.
 pub fn container_matches(scope: &Scope, id: &str, info: Option<&ContainerInfo>) -> bool {
-    match scope {
-        Scope::Cgroup { .. } => false,
-        Scope::Container { names } => names.iter().any(|n| {
-            let id_prefix = n.len() >= 12 && is_hex(n) && id.starts_with(n.as_str());
-            id_prefix || info.and_then(|i| i.name.as_deref()) == Some(n.as_str())
-        }),
-        Scope::K8sNamespace { names } => info
-            .and_then(|i| i.pod_namespace.as_deref())
-            .is_some_and(|ns| names.iter().any(|n| n == ns)),
-        Scope::PodLabel { labels } => info
-            .and_then(|i| i.pod_labels.as_ref())
-            .is_some_and(|have| labels.iter().any(|(k, v)| have.get(k) == Some(v))),
-    }
-}
-
-fn is_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_hexdigit())
+    scope.holds_for(&ContainerView {
+        id,
+        name: info.and_then(|i| i.name.as_deref()),
+        namespace: info.and_then(|i| i.pod_namespace.as_deref()),
+        labels: info.and_then(|i| i.pod_labels.as_ref()),
+    })
 }
 
 /// The container scopes no container on the node matches now (reported loudly at load), and

@@ -1,6 +1,8 @@
-//! The two user-space steps `guardc test` models after `guard-run` (which the compiler cannot
-//! depend on): the alert fields a case checks, and the scope bits of a container. Each is
-//! compared here with the runtime's own code on the same input. No kernel needed.
+//! The two user-space steps `guardc test` shares with `guard-run` (which the compiler cannot
+//! depend on): the alert fields a case checks (`guard_ebpf::fields`) and the scope bits of a
+//! container (`Scope::holds_for`). Each side wraps them in its own types (the runtime adds
+//! time, user and container fields; cases describe containers their own way): compared here
+//! on the same input. No kernel needed.
 
 use std::collections::BTreeMap;
 

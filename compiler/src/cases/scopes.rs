@@ -1,15 +1,14 @@
 //! Where a case's processes run (cgroup, container, pod), and the scope bits `guard-run` would
 //! write for them in the kernel's cgroup map.
 //!
-//! INVARIANT: the matching is `guard-runtime`'s (`runtime/src/scope.rs`: `resolve` for
-//! `cgroup(…)`, `container_matches` for the others), which the compiler cannot call (the
-//! runtime brings aya and tokio); `tests/tests/sim_agreement.rs` checks the two agree. Only
-//! this user-space step is modelled here: the programs look the bits up in the map and judge
-//! them themselves.
+//! Containers match scopes with `guard-runtime`'s own rule ([`Scope::holds_for`]); a
+//! `cgroup(…)` scope holds below its path, as `runtime/src/scope.rs`'s `resolve` walks the
+//! cgroup tree (`tests/tests/sim_agreement.rs` checks the two agree). Only this user-space step
+//! is modelled here: the programs look the bits up in the map and judge them themselves.
 
 use std::collections::BTreeMap;
 
-use guard_ebpf::abi::Scope;
+use guard_ebpf::abi::{ContainerView, Scope};
 
 /// A container, as its runtime's records describe it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,26 +27,14 @@ pub struct Placement {
     pub container: Option<Container>,
 }
 
-fn is_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Whether `container` is in a container or Kubernetes scope (`cgroup(…)` scopes: never).
 pub fn container_matches(scope: &Scope, container: &Container) -> bool {
-    match scope {
-        Scope::Cgroup { .. } => false,
-        Scope::Container { names } => names.iter().any(|n| {
-            let id_prefix = n.len() >= 12 && is_hex(n) && container.id.starts_with(n.as_str());
-            id_prefix || container.name.as_deref() == Some(n.as_str())
-        }),
-        Scope::K8sNamespace { names } => container
-            .namespace
-            .as_deref()
-            .is_some_and(|ns| names.iter().any(|n| n == ns)),
-        Scope::PodLabel { labels } => labels
-            .iter()
-            .any(|(k, v)| container.labels.get(k) == Some(v)),
-    }
+    scope.holds_for(&ContainerView {
+        id: &container.id,
+        name: container.name.as_deref(),
+        namespace: container.namespace.as_deref(),
+        labels: Some(&container.labels),
+    })
 }
 
 /// Whether cgroup `path` is the cgroup `scope` names or one below it.
