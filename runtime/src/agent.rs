@@ -147,9 +147,10 @@ pub fn run_load(path: &Path, agent_opts: AgentOptions, opts: Options) -> Result<
             crate::report!("guard-run: warning: cannot tell the kernel recording ended: {e:#}");
         }
         crate::report!(
-            "guard-run: recorded {} operations to `{}` ({} with part of their process context missing)",
-            r.written,
+            "guard-run: recorded {} operations to `{}`: {} distinct ones written (the same operation by the same kind of process once), {} of them with part of their process context missing",
+            r.seen,
             r.path().display(),
+            r.written,
             r.incomplete
         );
     }

@@ -9,7 +9,9 @@
 //! ends the chain, and the acting process's executable is only known while it runs. Such a
 //! record says `"complete": false`, and a replay says which of its verdicts rest on it.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
+use std::hash::{Hash, Hasher};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -33,9 +35,15 @@ pub struct Recorder {
     proc_root: PathBuf,
     backend: Backend,
     policy: String,
-    /// Records written, and how many of them are incomplete.
+    /// Operations seen, records written (the distinct ones), and how many of those are
+    /// incomplete.
+    pub seen: u64,
     pub written: u64,
     pub incomplete: u64,
+    /// Digests of the records written, pids and time aside: an operation repeated by the same
+    /// kind of process (an application reading its secret every second) is written once, so
+    /// that a recording of days stays the size of what the node does, not of how often.
+    written_digests: HashSet<u64>,
     /// A write failed (disk full): said once, then records are dropped.
     failed: bool,
 }
@@ -60,8 +68,10 @@ impl Recorder {
             proc_root: PathBuf::from("/proc"),
             backend,
             policy: policy.to_owned(),
+            seen: 0,
             written: 0,
             incomplete: 0,
+            written_digests: HashSet::new(),
             failed: false,
         })
     }
@@ -95,6 +105,10 @@ impl Recorder {
             process,
             complete,
         };
+        self.seen += 1;
+        if !self.first_time(&rec) {
+            return;
+        }
         let written = serde_json::to_writer(&mut self.out, &rec)
             .map_err(std::io::Error::from)
             .and_then(|()| self.out.write_all(b"\n"));
@@ -105,6 +119,24 @@ impl Recorder {
             }
             Err(e) => self.fail(&e),
         }
+    }
+
+    /// Whether no record like `rec` (time and pids aside) was written yet.
+    fn first_time(&mut self, rec: &Recorded) -> bool {
+        // Bounds the memory of a node whose activity never repeats; past it, repeats are
+        // written again, which costs space, not correctness.
+        const MAX_DIGESTS: usize = 1 << 20;
+        let mut key = rec.clone();
+        key.time.clear();
+        for p in &mut key.process {
+            p.pid = 0;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&key).unwrap_or_default().hash(&mut h);
+        if self.written_digests.len() >= MAX_DIGESTS {
+            self.written_digests.clear();
+        }
+        self.written_digests.insert(h.finish())
     }
 
     /// Pushes what is buffered to the file (once a second, and at the end).
