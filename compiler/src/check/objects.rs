@@ -72,10 +72,23 @@ impl Checker<'_, '_> {
         }
         let mut objects: Vec<Object> = Vec::new();
         let mut seen = HashSet::new();
-        for item in &items {
-            let Some(pattern) = self.object(item, operation) else {
+        // W0002 once per list use, with how many more of its patterns have the problem: a
+        // generated list of thousands would otherwise print thousands of copies (each
+        // rendering the list's source line).
+        let mut atomic: Vec<(Option<crate::span::Span>, usize, String, usize)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some((pattern, atomic_dir)) = self.object(item, operation) else {
                 continue;
             };
+            if let Some(dir) = atomic_dir {
+                let same_use = item
+                    .via
+                    .and_then(|v| atomic.iter_mut().find(|a| a.0 == Some(v)));
+                match same_use {
+                    Some(first) => first.3 += 1,
+                    None => atomic.push((item.via, i, dir, 0)),
+                }
+            }
             if !seen.insert(pattern.clone()) {
                 continue;
             }
@@ -86,12 +99,17 @@ impl Checker<'_, '_> {
             };
             objects.push(Object { pattern, span });
         }
+        for (_, i, dir, more) in atomic {
+            self.atomic_writer_warning(&items[i], &dir, more);
+        }
         (!failed && self.error_count() == before && !objects.is_empty()).then_some(objects)
     }
 
     /// One object: a path pattern, or for `exec` a program name, which
     /// stands for `/**/NAME`.
-    fn object(&mut self, item: &Item, operation: Operation) -> Option<String> {
+    /// With the pattern, the secret volume directory it lists only the direct children of
+    /// (W0002).
+    fn object(&mut self, item: &Item, operation: Operation) -> Option<(String, Option<String>)> {
         let lit = &item.literal;
         let program = operation == Operation::Exec
             && lit.is_quoted()
@@ -116,13 +134,15 @@ impl Checker<'_, '_> {
             }
             return None;
         }
-        if !program && let Some(dir) = atomic_writer_dir(&pattern) {
-            self.atomic_writer_warning(item, dir);
-        }
-        Some(pattern)
+        let dir = (!program)
+            .then(|| atomic_writer_dir(&pattern))
+            .flatten()
+            .map(str::to_owned);
+        Some((pattern, dir))
     }
 
-    fn atomic_writer_warning(&mut self, item: &Item, dir: &str) {
+    /// W0002 for `item`; `more` other patterns of the same list use have the problem too.
+    fn atomic_writer_warning(&mut self, item: &Item, dir: &str, more: usize) {
         let lit = &item.literal;
         let mut warning = Diagnostic::warning(
             codes::ATOMIC_WRITER,
@@ -137,7 +157,12 @@ impl Checker<'_, '_> {
         ))
         .in_file(&item.file);
         if let Some(via) = item.via {
-            warning = warning.with_secondary(via, "used as a path pattern here");
+            let label = match more {
+                0 => "used as a path pattern here".to_string(),
+                1 => "used as a path pattern here, with 1 more pattern like it".to_string(),
+                n => format!("used as a path pattern here, with {n} more patterns like it"),
+            };
+            warning = warning.with_secondary(via, label);
         }
         self.warn(warning);
     }
