@@ -35,6 +35,7 @@ pub mod procscan;
 pub mod scope;
 pub mod sinks;
 pub mod status;
+pub mod store;
 pub mod users;
 pub mod valve;
 pub mod webhook;

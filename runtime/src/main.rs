@@ -8,6 +8,7 @@ use guard_runtime::containers::StateDirs;
 use guard_runtime::lifecycle::PinTarget;
 use guard_runtime::loader::Options;
 use guard_runtime::sinks::SinkOptions;
+use guard_runtime::store::StoreChoice;
 
 #[derive(Parser)]
 #[command(
@@ -65,6 +66,10 @@ struct LoadArgs {
     /// tracepoints), the others insist.
     #[arg(long, value_enum, default_value_t = Choice::Auto)]
     backend: Choice,
+    /// Where identities are kept: `auto` uses BPF task storage where the kernel has it (Linux
+    /// 5.11+), else a hash map keyed by thread id; the others insist.
+    #[arg(long, value_enum, default_value_t = StoreChoice::Auto)]
+    identity_store: StoreChoice,
     /// containerd's task state directory (OCI bundles of running containers).
     #[arg(
         long,
@@ -138,6 +143,7 @@ fn main() -> ExitCode {
                 audit,
                 safety_valve,
                 backend,
+                identity_store,
                 containerd_state,
                 crio_state,
                 docker_state,
@@ -164,6 +170,7 @@ fn main() -> ExitCode {
                 Options {
                     deny_as_kill,
                     backend,
+                    store: identity_store,
                     state_dirs: StateDirs {
                         containerd: containerd_state,
                         crio: crio_state,
