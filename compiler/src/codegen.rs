@@ -82,6 +82,8 @@ pub fn compile_as(
         n_scopes: lowered.scopes.len() as u32,
         exec_rules: lowered.rules.iter().any(|r| r.ops & abi::OP_EXEC != 0),
         n_exes: lowered.exes.len() as u32,
+        // programs() emits the programs for both stores.
+        store: abi::IdentityStore::Task,
     };
     let programs = programs::programs(&params)?;
     let metadata = Metadata {
@@ -136,6 +138,7 @@ pub fn compile_as(
             })
             .collect(),
         maps: programs::maps(),
+        btf_maps: programs::btf_maps(),
         rodata: vec![
             (
                 abi::RODATA_PATH_DFA.into(),

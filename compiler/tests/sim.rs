@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use guard_compiler::{codegen, frontend};
-use guard_ebpf::abi::{self, Action, EVENT_EXEC, EVENT_OPEN, Metadata, task_flags};
+use guard_ebpf::abi::{self, Action, EVENT_EXEC, EVENT_OPEN, IdentityStore, Metadata, task_flags};
 use guard_ebpf::sim::{Machine, Mode, Outcome};
 
 fn object(policy: &str) -> (Vec<u8>, Metadata) {
@@ -108,8 +108,26 @@ fn attacks() -> Vec<Vec<&'static str>> {
 
 #[test]
 fn secrets_policy_kills_each_attack_and_lets_the_app_and_its_worker_read() {
+    secrets_scenario(IdentityStore::Task);
+}
+
+/// The programs of the hash store (guard-run's fallback where the kernel has no task storage)
+/// judge as those of task storage do.
+#[test]
+fn the_hash_store_programs_judge_the_secrets_scenario_the_same() {
+    secrets_scenario(IdentityStore::Hash);
+}
+
+fn secrets_scenario(store: IdentityStore) {
     let (obj, meta) = object("secrets.grd");
-    let mut m = Machine::boot(&obj).expect("boots");
+    let mut m = Machine::boot_with_store(
+        &obj,
+        abi::Backend::Tracepoint,
+        store,
+        &["/sbin/init"],
+        "/sbin/init",
+    )
+    .expect("boots");
     let app = start_app(&mut m);
     // The identity the tracking programs gave the app: pid 1 of its namespace.
     let info = m

@@ -21,7 +21,10 @@ pub const LICENSE: &str = "Dual MIT/GPL";
 
 // --- maps -------------------------------------------------------------------------------------
 
-/// Per-task identity bits, keyed by the kernel thread id (global pid namespace).
+/// Per-task identity bits ([`TaskInfo`]): the identity store. The object defines it once, as
+/// BPF task storage (a BTF-defined map, `.maps`); `guard-run` makes it a hash map keyed by the
+/// kernel thread id (global pid namespace) instead where the kernel has no task storage, or
+/// when told to ([`IdentityStore`]), and loads the programs written for that store.
 pub const MAP_TASKS: &str = "GUARD_TASKS";
 /// Ring buffer of [`Event`] records.
 pub const MAP_EVENTS: &str = "GUARD_EVENTS";
@@ -577,7 +580,38 @@ pub struct ProgramMeta {
     /// backend loads (identity tracking). One object carries both backends' programs, and
     /// `guard-run` loads the set the kernel supports.
     pub backend: Option<Backend>,
+    /// The identity store this program is written for; `None` for a program that does not
+    /// touch it. The object carries a variant of each program that does, per store, and
+    /// `guard-run` loads those of the store it chose.
+    #[serde(default)]
+    pub store: Option<IdentityStore>,
 }
+
+/// Where the tracking programs keep each task's identity ([`MAP_TASKS`]).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityStore {
+    /// BPF task storage (`BPF_MAP_TYPE_TASK_STORAGE`, Linux 5.11+): state hangs off the
+    /// `task_struct`, has no capacity limit and is freed by the kernel with the task.
+    Task,
+    /// A hash map keyed by thread id, bounded by [`TASKS_MAX_ENTRIES`]; the exit program
+    /// removes a task's entry.
+    Hash,
+}
+
+impl IdentityStore {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityStore::Task => "task",
+            IdentityStore::Hash => "hash",
+        }
+    }
+}
+
+/// `BPF_MAP_TYPE_TASK_STORAGE`: the type [`MAP_TASKS`] has in the object.
+pub const MAP_TYPE_TASK_STORAGE: u32 = 29;
+/// `BPF_MAP_TYPE_HASH`: the type `guard-run` gives [`MAP_TASKS`] for the hash store.
+pub const MAP_TYPE_HASH: u32 = 1;
 
 /// How a kernel enforces a policy.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]

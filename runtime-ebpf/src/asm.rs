@@ -186,6 +186,7 @@ pub enum Helper {
     KtimeGetBootNs = 125,
     RingbufReserve = 131,
     RingbufSubmit = 132,
+    TaskStorageGet = 156,
     GetCurrentTaskBtf = 158,
 }
 
@@ -207,6 +208,7 @@ impl Helper {
             Helper::KtimeGetBootNs => "bpf_ktime_get_boot_ns",
             Helper::RingbufReserve => "bpf_ringbuf_reserve",
             Helper::RingbufSubmit => "bpf_ringbuf_submit",
+            Helper::TaskStorageGet => "bpf_task_storage_get",
             Helper::GetCurrentTaskBtf => "bpf_get_current_task_btf",
         }
     }

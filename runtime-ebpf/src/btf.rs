@@ -30,6 +30,15 @@ const BTF_KIND_PTR: u32 = 2;
 const BTF_KIND_ARRAY: u32 = 3;
 const BTF_KIND_STRUCT: u32 = 4;
 const BTF_KIND_CONST: u32 = 10;
+const BTF_KIND_VAR: u32 = 14;
+const BTF_KIND_DATASEC: u32 = 15;
+/// `BTF_VAR_GLOBAL_ALLOCATED`: what libbpf and aya expect of a `.maps` variable.
+const VAR_GLOBAL_ALLOCATED: u32 = 1;
+/// The ELF section of BTF-defined maps.
+pub const MAPS_SECTION: &str = ".maps";
+/// Bytes of one BTF map definition in `.maps`: four pointers (`type`, `map_flags`, `key`,
+/// `value`).
+pub const BTF_MAP_DEF_SIZE: u32 = 32;
 const BTF_INT_SIGNED: u32 = 1;
 
 /// `sizeof(struct bpf_func_info)`, `sizeof(struct bpf_line_info)`, `sizeof(struct
@@ -49,6 +58,23 @@ pub struct CoreRelocation {
     pub insn_byte_offset: u32,
     pub root: &'static str,
     pub access: String,
+}
+
+/// A BTF-defined map, in libbpf's `.maps` convention, which aya-obj parses
+/// (`parse_btf_map_struct`): a variable of an anonymous struct whose members `type` and
+/// `map_flags` are pointers to arrays of that many `int`s, and `key` and `value` pointers to
+/// the key and value types. The key is an `int`; the value a struct of `u64` members, back to
+/// back. Task storage must be defined so: the kernel creates it only with BTF for its key and
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BtfMap {
+    pub name: String,
+    pub map_type: u32,
+    pub map_flags: u32,
+    /// The value struct's BTF name.
+    pub value_name: &'static str,
+    /// Its `u64` members, in order.
+    pub value_members: Vec<&'static str>,
 }
 
 /// Contents of the `.BTF` and `.BTF.ext` sections.
@@ -173,7 +199,102 @@ impl TypeTable {
     }
 }
 
-fn encode_types(strings: &mut Strings) -> Vec<u8> {
+/// The records of the BTF-defined maps, from type id `next` on: per map its value struct and the
+/// definition struct with the pointers and arrays it needs, then its VAR; last the `.maps`
+/// DATASEC. The arrays are each map's own (never shared with another type), so that a loader
+/// may patch one map's type ([`set_map_type`]).
+fn encode_maps(
+    maps: &[BtfMap],
+    ints: (u32, u32, u32),
+    next: u32,
+    strings: &mut Strings,
+) -> Vec<u8> {
+    let (int, uint, u64_id) = ints;
+    let mut out = Vec::new();
+    let mut id = next;
+    let mut vars = Vec::new();
+    let mut push = |out: &mut Vec<u8>, rec: Vec<u8>| {
+        out.extend(rec);
+        id += 1;
+        id - 1
+    };
+    for m in maps {
+        let mut rec = Vec::new();
+        let n = m.value_members.len() as u32;
+        type_header(
+            &mut rec,
+            strings.add(m.value_name),
+            BTF_KIND_STRUCT,
+            n,
+            8 * n,
+        );
+        for (i, name) in m.value_members.iter().enumerate() {
+            put(&mut rec, strings.add(name));
+            put(&mut rec, u64_id);
+            put(&mut rec, 64 * i as u32);
+        }
+        let value = push(&mut out, rec);
+        let ptr = |to: u32| {
+            let mut rec = Vec::new();
+            type_header(&mut rec, 0, BTF_KIND_PTR, 0, to);
+            rec
+        };
+        let array = |n: u32| {
+            let mut rec = Vec::new();
+            type_header(&mut rec, 0, BTF_KIND_ARRAY, 0, 0);
+            put(&mut rec, int);
+            put(&mut rec, uint);
+            put(&mut rec, n);
+            rec
+        };
+        let value_ptr = push(&mut out, ptr(value));
+        let key_ptr = push(&mut out, ptr(int));
+        let type_array = push(&mut out, array(m.map_type));
+        let type_ptr = push(&mut out, ptr(type_array));
+        let flags_array = push(&mut out, array(m.map_flags));
+        let flags_ptr = push(&mut out, ptr(flags_array));
+        let mut def = Vec::new();
+        type_header(&mut def, 0, BTF_KIND_STRUCT, 4, BTF_MAP_DEF_SIZE);
+        for (i, (name, ty)) in [
+            ("type", type_ptr),
+            ("map_flags", flags_ptr),
+            ("key", key_ptr),
+            ("value", value_ptr),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            put(&mut def, strings.add(name));
+            put(&mut def, ty);
+            put(&mut def, 64 * i as u32);
+        }
+        let def = push(&mut out, def);
+        let mut var = Vec::new();
+        type_header(&mut var, strings.add(&m.name), BTF_KIND_VAR, 0, def);
+        put(&mut var, VAR_GLOBAL_ALLOCATED);
+        vars.push(push(&mut out, var));
+    }
+    if !vars.is_empty() {
+        let mut sec = Vec::new();
+        let size = BTF_MAP_DEF_SIZE * vars.len() as u32;
+        type_header(
+            &mut sec,
+            strings.add(MAPS_SECTION),
+            BTF_KIND_DATASEC,
+            vars.len() as u32,
+            size,
+        );
+        for (i, var) in vars.into_iter().enumerate() {
+            put(&mut sec, var);
+            put(&mut sec, BTF_MAP_DEF_SIZE * i as u32);
+            put(&mut sec, BTF_MAP_DEF_SIZE);
+        }
+        push(&mut out, sec);
+    }
+    out
+}
+
+fn encode_types(strings: &mut Strings, maps: &[BtfMap]) -> Vec<u8> {
     let structs = ktypes::structs();
     let mut table = TypeTable {
         extra: Vec::new(),
@@ -197,19 +318,116 @@ fn encode_types(strings: &mut Strings) -> Vec<u8> {
         }
         struct_records.push(rec);
     }
+    let mut map_records = Vec::new();
+    if !maps.is_empty() {
+        let int = table.id(&KType::Int(ktypes::KInt::Int), strings);
+        let uint = table.id(&KType::Int(ktypes::KInt::UInt), strings);
+        let u64_id = table.id(&KType::Int(ktypes::KInt::ULong), strings);
+        let next = table.n_structs + table.extra.len() as u32 + 1;
+        map_records = encode_maps(maps, (int, uint, u64_id), next, strings);
+    }
     struct_records
         .into_iter()
         .chain(table.extra)
         .flatten()
+        .chain(map_records)
         .collect()
+}
+
+/// One type record of a `.BTF` type section: where it starts, its kind, `vlen`, name offset
+/// and size/type word.
+struct Record {
+    at: usize,
+    kind: u32,
+    vlen: usize,
+    name_off: u32,
+    size_type: u32,
+}
+
+/// The type records of `.BTF` (id `i + 1` is record `i`), for the kinds our objects hold, and
+/// where the type section and the string table start.
+fn records(b: &[u8]) -> Result<(Vec<Record>, usize, usize), String> {
+    let word = |at: usize| {
+        b.get(at..at + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+            .ok_or_else(|| format!("BTF truncated at byte {at}"))
+    };
+    if b.len() < BTF_HEADER_LEN as usize || u16::from_le_bytes([b[0], b[1]]) != BTF_MAGIC {
+        return Err("no BTF header".into());
+    }
+    let hdr = word(4)? as usize;
+    let types = hdr + word(8)? as usize;
+    let end = types + word(12)? as usize;
+    let strs = hdr + word(16)? as usize;
+    let mut out = Vec::new();
+    let mut at = types;
+    while at < end {
+        let info = word(at + 4)?;
+        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        let extra = match kind {
+            BTF_KIND_INT | BTF_KIND_VAR => 4,
+            BTF_KIND_ARRAY => 12,
+            BTF_KIND_STRUCT | BTF_KIND_DATASEC => 12 * vlen,
+            BTF_KIND_PTR | BTF_KIND_CONST => 0,
+            k => return Err(format!("BTF kind {k} is not one guard writes")),
+        };
+        out.push(Record {
+            at,
+            kind,
+            vlen,
+            name_off: word(at)?,
+            size_type: word(at + 8)?,
+        });
+        at += 12 + extra;
+    }
+    Ok((out, strs, end))
+}
+
+/// Changes the `type` of BTF-defined map `name` in the `.BTF` section `b` (as [`encode`] wrote
+/// it) to `map_type`, in place. This is how one object carries a map whose type the loader
+/// chooses: the kernel creates a map from the type aya reads here.
+pub fn set_map_type(b: &mut [u8], name: &str, map_type: u32) -> Result<(), String> {
+    let (recs, strs, _) = records(b)?;
+    let name_at = |off: u32| {
+        let s = b.get(strs + off as usize..).unwrap_or_default();
+        let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
+        &s[..end]
+    };
+    let rec = |id: u32| {
+        id.checked_sub(1)
+            .and_then(|i| recs.get(i as usize))
+            .ok_or_else(|| format!("BTF type {id} out of range"))
+    };
+    let var = recs
+        .iter()
+        .find(|r| r.kind == BTF_KIND_VAR && name_at(r.name_off) == name.as_bytes())
+        .ok_or_else(|| format!("no BTF-defined map `{name}`"))?;
+    let def = rec(var.size_type)?;
+    let member = (0..def.vlen)
+        .map(|i| def.at + 12 + 12 * i)
+        .find(|&m| name_at(u32::from_le_bytes(b[m..m + 4].try_into().unwrap())) == b"type")
+        .filter(|_| def.kind == BTF_KIND_STRUCT)
+        .ok_or_else(|| format!("map `{name}` has no `type` member"))?;
+    let ptr = rec(u32::from_le_bytes(
+        b[member + 4..member + 8].try_into().unwrap(),
+    ))?;
+    let array = rec(ptr.size_type)
+        .ok()
+        .filter(|a| ptr.kind == BTF_KIND_PTR && a.kind == BTF_KIND_ARRAY);
+    let array =
+        array.ok_or_else(|| format!("map `{name}`: `type` is not a pointer to an array"))?;
+    // btf_array: type, index_type, nelems.
+    let nelems = array.at + 12 + 8;
+    b[nelems..nelems + 4].copy_from_slice(&map_type.to_le_bytes());
+    Ok(())
 }
 
 /// Encodes all local kernel types and the given CO-RE relocations (all of kind
 /// FIELD_BYTE_OFFSET). Relocations are grouped per ELF section in order of first appearance and
 /// sorted by instruction offset within a section.
-pub fn encode(relocs: &[CoreRelocation]) -> Result<EncodedBtf, BtfError> {
+pub fn encode(relocs: &[CoreRelocation], maps: &[BtfMap]) -> Result<EncodedBtf, BtfError> {
     let mut strings = Strings::new();
-    let types = encode_types(&mut strings);
+    let types = encode_types(&mut strings, maps);
 
     // Group per section, keeping first-appearance order of sections.
     let mut groups: Vec<(&str, Vec<&CoreRelocation>)> = Vec::new();
@@ -303,8 +521,8 @@ mod tests {
     #[test]
     fn header_and_determinism() {
         let relocs = [reloc("tp/a", 8, "task_struct", "0:1")];
-        let a = encode(&relocs).unwrap();
-        assert_eq!(a, encode(&relocs).unwrap());
+        let a = encode(&relocs, &[]).unwrap();
+        assert_eq!(a, encode(&relocs, &[]).unwrap());
         assert_eq!(&a.btf[..4], &[0x9f, 0xeb, 1, 0]);
         let type_len = u32::from_le_bytes(a.btf[12..16].try_into().unwrap()) as usize;
         let str_len = u32::from_le_bytes(a.btf[20..24].try_into().unwrap()) as usize;
@@ -315,16 +533,38 @@ mod tests {
     }
 
     #[test]
+    fn a_map_type_is_rewritten_in_place_and_nothing_else() {
+        let map = BtfMap {
+            name: "M".into(),
+            map_type: 29,
+            map_flags: 1,
+            value_name: "v",
+            value_members: vec!["a", "b"],
+        };
+        let before = encode(&[], &[map]).unwrap().btf;
+        let mut after = before.clone();
+        set_map_type(&mut after, "M", 1).unwrap();
+        let changed: Vec<usize> = (0..before.len())
+            .filter(|&i| before[i] != after[i])
+            .collect();
+        // The nelems of M's own `type` array: 29 -> 1, one byte of a little-endian u32.
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert_eq!((before[changed[0]], after[changed[0]]), (29, 1));
+        let e = set_map_type(&mut after, "N", 1).unwrap_err();
+        assert!(e.contains("no BTF-defined map `N`"), "{e}");
+    }
+
+    #[test]
     fn rejects_bad_relocations() {
-        let e = encode(&[reloc("s", 4, "task_struct", "0:1")]).unwrap_err();
+        let e = encode(&[reloc("s", 4, "task_struct", "0:1")], &[]).unwrap_err();
         assert!(matches!(e, BtfError::InvalidRelocation { .. }), "{e}");
-        let e = encode(&[reloc("s", 8, "task_struct", "0:99")]).unwrap_err();
+        let e = encode(&[reloc("s", 8, "task_struct", "0:99")], &[]).unwrap_err();
         assert!(e.to_string().contains("out of range"), "{e}");
-        let e = encode(&[reloc("s", 8, "inode", "0:0")]).unwrap_err();
+        let e = encode(&[reloc("s", 8, "inode", "0:0")], &[]).unwrap_err();
         assert!(e.to_string().contains("unknown struct `inode`"), "{e}");
         let dup = [reloc("s", 8, "file", "0:0"), reloc("s", 8, "path", "0:1")];
         assert_eq!(
-            encode(&dup).unwrap_err(),
+            encode(&dup, &[]).unwrap_err(),
             BtfError::DuplicateRelocation {
                 section: "s".into(),
                 offset: 8

@@ -6,6 +6,9 @@
 //! * `maps`: legacy `struct bpf_map_def` records (7 x u32 = 28 bytes), one global STT_OBJECT
 //!   symbol of size 28 per map; aya names each map after its symbol (`parse_maps_section`).
 //!   Omitted when there are no maps (aya rejects a `maps` section without symbols).
+//! * `.maps`: BTF-defined maps ([`btf::BtfMap`]: task storage needs BTF for its key and
+//!   value), [`btf::BTF_MAP_DEF_SIZE`] zero bytes and one global STT_OBJECT symbol each, named
+//!   after the map's `.BTF` VAR in the `.maps` DATASEC (aya-obj `parse_btf_maps`).
 //! * `.rodata*`: one section per read-only blob; aya turns each into a frozen one-element
 //!   ARRAY map named after the section. Each gets one STT_OBJECT symbol covering it.
 //! * one SHF_EXECINSTR section per program (its name selects the program type, e.g.
@@ -110,6 +113,8 @@ pub struct ObjectSpec {
     pub license: String,
     pub programs: Vec<ProgramObject>,
     pub maps: Vec<(String, MapDef)>,
+    /// Maps defined in BTF (`.maps`).
+    pub btf_maps: Vec<btf::BtfMap>,
     /// (section name starting with `.rodata`, contents).
     pub rodata: Vec<(String, Vec<u8>)>,
     /// Written to the non-alloc section [`META_SECTION`].
@@ -309,7 +314,9 @@ fn check_program(p: &ProgramObject, spec: &ObjectSpec) -> Result<usize, ElfError
             });
         }
         let offset = i64::from(imm(r.insn_index));
-        let size = if spec.maps.iter().any(|(n, _)| *n == r.symbol) {
+        let is_map = spec.maps.iter().any(|(n, _)| *n == r.symbol)
+            || spec.btf_maps.iter().any(|m| m.name == r.symbol);
+        let size = if is_map {
             0
         } else if let Some((_, data)) = spec.rodata.iter().find(|(n, _)| *n == r.symbol) {
             data.len()
@@ -368,6 +375,7 @@ pub fn write_object(spec: &ObjectSpec) -> Result<Vec<u8>, ElfError> {
     // maps, rodata anchors (named after their sections) and programs.
     let mut symbols = HashSet::new();
     let names = spec.maps.iter().map(|(n, _)| ("map", n));
+    let names = names.chain(spec.btf_maps.iter().map(|m| ("map", &m.name)));
     let names = names.chain(spec.rodata.iter().map(|(n, _)| ("rodata section", n)));
     for (what, name) in names.chain(spec.programs.iter().map(|p| ("program", &p.name))) {
         check_name(what, name)?;
@@ -388,7 +396,7 @@ pub fn write_object(spec: &ObjectSpec) -> Result<Vec<u8>, ElfError> {
             access: r.access.clone(),
         }));
     }
-    let encoded = btf::encode(&core_relocs)?;
+    let encoded = btf::encode(&core_relocs, &spec.btf_maps)?;
 
     let mut obj = Object::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little);
     let add_symbol = |obj: &mut Object, name: &str, section, value, size, kind, scope| {
@@ -425,6 +433,23 @@ pub fn write_object(spec: &ObjectSpec) -> Result<Vec<u8>, ElfError> {
                 SymbolScope::Dynamic,
             );
             targets.push((name, sym));
+        }
+    }
+    if !spec.btf_maps.is_empty() {
+        let maps = obj.add_section(Vec::new(), btf::MAPS_SECTION.into(), SectionKind::Data);
+        for m in &spec.btf_maps {
+            let def = [0u8; btf::BTF_MAP_DEF_SIZE as usize];
+            let off = obj.append_section_data(maps, &def, 8);
+            let sym = add_symbol(
+                &mut obj,
+                &m.name,
+                maps,
+                off,
+                u64::from(btf::BTF_MAP_DEF_SIZE),
+                SymbolKind::Data,
+                SymbolScope::Dynamic,
+            );
+            targets.push((&m.name, sym));
         }
     }
     for (name, data) in &spec.rodata {
@@ -489,6 +514,13 @@ pub fn write_object(spec: &ObjectSpec) -> Result<Vec<u8>, ElfError> {
         obj.append_section_data(sec, data, if name == META_SECTION { 1 } else { 4 });
     }
     Ok(obj.write()?)
+}
+
+/// Changes the type of BTF-defined map `name` in the object's bytes (see [`btf::set_map_type`]).
+pub fn set_map_type(elf_bytes: &mut [u8], name: &str, map_type: u32) -> Result<(), ElfError> {
+    let range = section_file_range(elf_bytes, BTF_SECTION)?;
+    btf::set_map_type(&mut elf_bytes[range], name, map_type)
+        .map_err(|e| ElfError::Malformed(format!("`.BTF`: {e}")))
 }
 
 /// Reads guard's metadata back from an object written by [`write_object`].

@@ -119,6 +119,7 @@ fn spec_with(offsets: (i16, i32)) -> ObjectSpec {
             ("SEEN".into(), def(BPF_MAP_TYPE_HASH, 4, 8, 1024)),
             ("EVENTS".into(), def(BPF_MAP_TYPE_RINGBUF, 0, 0, 256 * 1024)),
         ],
+        btf_maps: Vec::new(),
         rodata: vec![
             (".rodata.pdfa".into(), (0..64).collect()),
             (".rodata.cdfa".into(), (100..132).collect()),
@@ -529,6 +530,7 @@ fn every_ktypes_field_resolves_and_relocates() {
         license: "GPL".into(),
         programs: vec![prog("all_fields", BTF_SECTION, code, core_relocs)],
         maps: vec![],
+        btf_maps: Vec::new(),
         rodata: vec![],
         metadata: vec![],
     };

@@ -258,6 +258,11 @@ fn report(info: &PinnedInfo, how: &How, pinned: &Pinned) {
     );
     let _ = writeln!(
         out,
+        "guard-run:   identity store: {}",
+        crate::store::describe(info.store)
+    );
+    let _ = writeln!(
+        out,
         "guard-run:   policy `{}` pinned at `{}`",
         info.name,
         pinned.dir.display()

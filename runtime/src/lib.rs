@@ -36,6 +36,7 @@ pub mod record;
 pub mod scope;
 pub mod sinks;
 pub mod status;
+pub mod store;
 pub mod users;
 pub mod valve;
 pub mod webhook;

@@ -124,6 +124,7 @@ pub fn install(
         object_sha3: sha,
         object_path: path.display().to_string(),
         backend: loaded.backend,
+        store: loaded.store,
         deny_as_kill: opts.deny_as_kill,
         audit: opts.audit,
         loaded_at: pin::now_secs(),
@@ -198,10 +199,15 @@ fn adoptable(info: &PinnedInfo, sha: &str, obj: &GuardObject, opts: &Options) ->
         Choice::Lsm => info.backend == abi::Backend::Lsm,
         Choice::Tracepoint => info.backend == abi::Backend::Tracepoint,
     };
+    let store_ok = match opts.store {
+        crate::store::StoreChoice::Auto => true,
+        crate::store::StoreChoice::Task => info.store == abi::IdentityStore::Task,
+        crate::store::StoreChoice::Hash => info.store == abi::IdentityStore::Hash,
+    };
     let users_same = loader::resolve_users(obj, &opts.passwd)
         .map(|(_, users)| users == info.users)
         .unwrap_or(false);
-    info.object_sha3 == sha && backend_ok && users_same && info.audit == opts.audit
+    info.object_sha3 == sha && backend_ok && store_ok && users_same && info.audit == opts.audit
 }
 
 /// The events waiting in the ring buffer of the policy pinned at `dir`.

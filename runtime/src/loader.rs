@@ -3,7 +3,9 @@
 //! Order matters: every program is verified before anything is attached (a verifier rejection
 //! leaves nothing behind); the tracking programs are attached before `/proc` is scanned, so no
 //! process can start between the scan and tracking unseen; the enforcement programs are
-//! attached last, once every running process has its identity bits.
+//! attached last, once every running process has its identity bits. The identity store (task
+//! storage or hash map, [`crate::store`]) is chosen first: the map's type is fixed when aya
+//! creates it, and every program that touches the store is written for one of them.
 
 use std::borrow::BorrowMut;
 use std::collections::HashMap;
@@ -14,25 +16,22 @@ use aya::maps::{HashMap as BpfHashMap, MapData};
 use aya::programs::links::FdLink;
 use aya::programs::{BtfTracePoint, Lsm, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
-use guard_ebpf::abi::{self, Attach, Role, Scope, TaskInfo};
+use guard_ebpf::abi::IdentityStore;
+use guard_ebpf::abi::{self, Attach, Role, Scope};
 
 use crate::backend::{self, Backend, Choice};
 use crate::containers::StateDirs;
 use crate::object::GuardObject;
 use crate::procscan;
 use crate::scope::NodeContext;
-
-/// `TaskInfo` as an aya map value.
-#[derive(Clone, Copy)]
-#[repr(transparent)]
-pub struct PodTaskInfo(pub TaskInfo);
-// SAFETY: TaskInfo is repr(C), made of u64s only: no padding, every bit pattern valid.
-unsafe impl aya::Pod for PodTaskInfo {}
+use crate::store::{self, StoreChoice};
 
 pub struct Options {
     /// Accept enforcing `deny` rules by killing, on a backend that cannot deny.
     pub deny_as_kill: bool,
     pub backend: Choice,
+    /// `--identity-store`.
+    pub store: StoreChoice,
     /// Where the container runtimes keep their state (container and pod scopes, alerts).
     pub state_dirs: StateDirs,
     /// The node's user database, for `user("name")` subjects.
@@ -49,6 +48,7 @@ impl Default for Options {
         Options {
             deny_as_kill: false,
             backend: Choice::Auto,
+            store: StoreChoice::Auto,
             state_dirs: StateDirs::default(),
             passwd: "/etc/passwd".into(),
             cgroup_root: None,
@@ -64,6 +64,7 @@ pub struct Loaded {
     /// Every attachment, named after its program (and tracepoint), to be pinned.
     pub links: Vec<(String, FdLink)>,
     pub backend: Backend,
+    pub store: IdentityStore,
     pub seeded: usize,
     /// Containers and scopes, kept current by the agent.
     pub node: NodeContext,
@@ -93,19 +94,11 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
     crate::fs::ensure_mounts()?;
     let btf = Btf::from_sys_fs().context("cannot read the kernel's BTF")?;
     let (bytes, users) = resolve_users(obj, &opts.passwd)?;
-    let rule_counts = (obj.meta.rules.len() as u32).saturating_mul(abi::RULE_COUNTER_KINDS);
-    let mut ebpf = EbpfLoader::new()
-        .btf(Some(&btf))
-        .map_max_entries(abi::MAP_RULE_COUNTS, rule_counts.max(1))
-        .load(&bytes)
-        .map_err(|e| anyhow!("the kernel refused the object's maps or relocations: {e}"))?;
-
-    // Verify everything before attaching anything: the tracking programs, then the chosen
-    // backend's enforcement programs. A verifier rejection leaves nothing behind.
-    for p in obj.meta.programs.iter().filter(|p| p.backend.is_none()) {
-        verify(&mut ebpf, p, &btf, &obj.meta)?;
-    }
-    let backend = choose_backend(&mut ebpf, obj, opts, &btf)?;
+    // Verify everything before attaching anything: the tracking programs (with the maps, the
+    // probe of the identity store), then the chosen backend's enforcement programs. A verifier
+    // rejection leaves nothing behind.
+    let (mut ebpf, store) = choose_store(&bytes, obj, opts, &btf)?;
+    let backend = choose_backend(&mut ebpf, obj, opts, &btf, store)?;
     // In audit mode nothing is carried out, so a deny the backend could not carry out is fine.
     if !opts.audit {
         backend::check_enforceable(&obj.meta.rules, backend, opts.deny_as_kill)?;
@@ -116,7 +109,7 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         .meta
         .programs
         .iter()
-        .filter(|p| p.backend == Some(backend))
+        .filter(|p| p.backend == Some(backend) && store::selects(p, store))
         .collect();
     if enforcement.is_empty() {
         bail!(
@@ -135,7 +128,7 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         .meta
         .programs
         .iter()
-        .filter(|p| p.role == Role::Tracking)
+        .filter(|p| p.role == Role::Tracking && store::selects(p, store))
     {
         links.extend(attach(&mut ebpf, p)?);
     }
@@ -161,11 +154,82 @@ pub fn load(obj: &GuardObject, opts: &Options) -> Result<Loaded> {
         ebpf,
         links,
         backend,
+        store,
         seeded,
         node,
         users,
         bytes,
     })
+}
+
+/// The object's maps created and its tracking programs verified for one identity store.
+fn open_for(bytes: &[u8], store: IdentityStore, obj: &GuardObject, btf: &Btf) -> Result<Ebpf> {
+    let bytes = store::object_for(bytes, store)?;
+    let rule_counts = (obj.meta.rules.len() as u32).saturating_mul(abi::RULE_COUNTER_KINDS);
+    let mut loader = EbpfLoader::new();
+    loader
+        .btf(Some(btf))
+        .map_max_entries(abi::MAP_RULE_COUNTS, rule_counts.max(1))
+        // aya wraps no task storage map (`Map::Unsupported`); guard-run writes it itself.
+        .allow_unsupported_maps();
+    if store == IdentityStore::Hash {
+        loader.map_max_entries(abi::MAP_TASKS, abi::TASKS_MAX_ENTRIES);
+    }
+    let mut ebpf = loader.load(&bytes).map_err(|e| {
+        let what = match store {
+            IdentityStore::Task => {
+                " (a kernel without BPF task storage, before 5.11, refuses GUARD_TASKS)"
+            }
+            IdentityStore::Hash => "",
+        };
+        anyhow!("the kernel refused the object's maps or relocations{what}: {e}")
+    })?;
+    for p in obj
+        .meta
+        .programs
+        .iter()
+        .filter(|p| p.backend.is_none() && store::selects(p, store))
+    {
+        verify(&mut ebpf, p, btf, &obj.meta)?;
+    }
+    Ok(ebpf)
+}
+
+/// Picks the identity store: task storage where the kernel creates the map and verifies the
+/// tracking programs that use it (that is the probe), else the hash map, said loudly.
+fn choose_store(
+    bytes: &[u8],
+    obj: &GuardObject,
+    opts: &Options,
+    btf: &Btf,
+) -> Result<(Ebpf, IdentityStore)> {
+    match opts.store {
+        StoreChoice::Hash => Ok((
+            open_for(bytes, IdentityStore::Hash, obj, btf)?,
+            IdentityStore::Hash,
+        )),
+        StoreChoice::Task => open_for(bytes, IdentityStore::Task, obj, btf)
+            .map(|e| (e, IdentityStore::Task))
+            .map_err(|e| {
+                e.context(
+                    "--identity-store task: this kernel cannot keep identities in BPF task storage",
+                )
+            }),
+        StoreChoice::Auto => match open_for(bytes, IdentityStore::Task, obj, btf) {
+            Ok(ebpf) => Ok((ebpf, IdentityStore::Task)),
+            Err(e) => {
+                crate::report!(
+                    "guard-run: WARNING: no BPF task storage for identities ({e:#}); falling \
+                     back to a hash map keyed by thread id, which holds at most {} tasks",
+                    abi::TASKS_MAX_ENTRIES
+                );
+                Ok((
+                    open_for(bytes, IdentityStore::Hash, obj, btf)?,
+                    IdentityStore::Hash,
+                ))
+            }
+        },
+    }
 }
 
 /// Picks the backend: LSM where the kernel runs BPF LSM and its verifier accepts the LSM
@@ -176,6 +240,7 @@ fn choose_backend(
     obj: &GuardObject,
     opts: &Options,
     btf: &Btf,
+    store: IdentityStore,
 ) -> Result<Backend> {
     if opts.backend == Choice::Tracepoint {
         return Ok(Backend::Tracepoint);
@@ -194,7 +259,7 @@ fn choose_backend(
         .meta
         .programs
         .iter()
-        .filter(|p| p.backend == Some(Backend::Lsm))
+        .filter(|p| p.backend == Some(Backend::Lsm) && store::selects(p, store))
         .collect();
     let tried: Result<()> = lsm.iter().try_for_each(|p| verify(ebpf, p, btf, &obj.meta));
     match tried {
@@ -318,26 +383,21 @@ fn attach(ebpf: &mut Ebpf, p: &abi::ProgramMeta) -> Result<Vec<(String, FdLink)>
     Ok(links)
 }
 
-/// Gives every running process its identity bits. Entries the tracking programs wrote since
-/// they were attached are newer than the scan and are kept (BPF_NOEXIST). The scan runs twice:
-/// a process forked during the first scan by a parent that had no entry yet is caught by the
-/// second.
+/// Gives every running process its identity bits ([`store::seed_one`]). Entries the tracking
+/// programs wrote since they were attached are newer than the scan and are kept. The scan runs
+/// twice: a process forked during the first scan by a parent that had no entry yet is caught
+/// by the second.
 fn seed_tasks(ebpf: &mut Ebpf, obj: &GuardObject) -> Result<usize> {
-    const BPF_NOEXIST: u64 = 1;
     let map = ebpf
         .map_mut(abi::MAP_TASKS)
         .ok_or_else(|| anyhow!("the object lacks map {}", abi::MAP_TASKS))?;
-    let mut tasks: BpfHashMap<&mut MapData, u32, PodTaskInfo> = BpfHashMap::try_from(map)?;
     let mut seeded = 0;
     for _ in 0..2 {
         let scan = procscan::scan(Path::new("/proc"), &obj.identities)
             .map_err(|e| anyhow!("cannot scan /proc: {e}"))?;
         for (tid, info) in scan {
-            match tasks.insert(tid, PodTaskInfo(info), BPF_NOEXIST) {
-                Ok(()) => seeded += 1,
-                Err(aya::maps::MapError::SyscallError(e))
-                    if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(e).context("cannot record a running process's identity"),
+            if store::seed_one(map, tid, &info)? {
+                seeded += 1;
             }
         }
     }

@@ -8,6 +8,7 @@ use guard_runtime::containers::StateDirs;
 use guard_runtime::lifecycle::PinTarget;
 use guard_runtime::loader::Options;
 use guard_runtime::sinks::SinkOptions;
+use guard_runtime::store::StoreChoice;
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +70,10 @@ struct LoadArgs {
     /// tracepoints), the others insist.
     #[arg(long, value_enum, default_value_t = Choice::Auto)]
     backend: Choice,
+    /// Where identities are kept: `auto` uses BPF task storage where the kernel has it (Linux
+    /// 5.11+), else a hash map keyed by thread id; the others insist.
+    #[arg(long, value_enum, default_value_t = StoreChoice::Auto)]
+    identity_store: StoreChoice,
     /// containerd's task state directory (OCI bundles of running containers).
     #[arg(
         long,
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
                 safety_valve,
                 record,
                 backend,
+                identity_store,
                 containerd_state,
                 crio_state,
                 docker_state,
@@ -170,6 +176,7 @@ fn main() -> ExitCode {
                 Options {
                     deny_as_kill,
                     backend,
+                    store: identity_store,
                     state_dirs: StateDirs {
                         containerd: containerd_state,
                         crio: crio_state,

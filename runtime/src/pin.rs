@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use guard_ebpf::abi::{self, Backend, Metadata};
+use guard_ebpf::abi::{self, Backend, IdentityStore, Metadata};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/guard";
@@ -39,6 +39,10 @@ pub struct PinnedInfo {
     /// The object's path when it was loaded (for the operator; never read again).
     pub object_path: String,
     pub backend: Backend,
+    /// Where the tracking programs keep identities. Policies pinned before guard had task
+    /// storage used the hash map.
+    #[serde(default = "hash_store")]
+    pub store: IdentityStore,
     pub deny_as_kill: bool,
     /// Loaded with `--audit`: nothing is carried out. Loading in the other mode replaces the
     /// policy (without a gap) instead of adopting it.
@@ -51,6 +55,10 @@ pub struct PinnedInfo {
     /// `user("name")` subjects as resolved when loaded.
     pub users: Vec<(String, u32)>,
     pub meta: Metadata,
+}
+
+fn hash_store() -> IdentityStore {
+    IdentityStore::Hash
 }
 
 /// Entries of the `agent` map, written by whichever agent reads the policy.

@@ -52,6 +52,7 @@ fn policy_json(root: &Path, name: &str) -> Value {
         "object_path": info.object_path,
         "object_sha3": info.object_sha3,
         "backend": info.backend.as_str(),
+        "identity_store": info.store.as_str(),
         "mode": if info.audit { "audit" } else { "enforce" },
         "loaded_at": info.loaded_at,
         "loaded_by": info.loaded_by,
@@ -108,11 +109,12 @@ fn print_policy(p: &Value) {
     }
     let age = pin::now_secs().saturating_sub(n(&p["loaded_at"]));
     crate::say!(
-        "  source {}, object {} (sha3-256 {}), backend {}",
+        "  source {}, object {} (sha3-256 {}), backend {}, identity store {}",
         s(&p["source"]),
         s(&p["object_path"]),
         &s(&p["object_sha3"]).get(..16).unwrap_or(""),
-        s(&p["backend"])
+        s(&p["backend"]),
+        s(&p["identity_store"])
     );
     crate::say!("  loaded {age} s ago by {}", s(&p["loaded_by"]));
     if p["mode"] == "audit" {

@@ -344,13 +344,19 @@ fn reloading_another_version_never_leaves_a_gap() {
     }
 }
 
-/// The object with one instruction of its first program replaced by an invalid opcode: it
-/// parses, and the kernel's verifier rejects it.
+/// The object with one instruction of its exec tracking program replaced by an invalid opcode,
+/// in both identity stores' variants (a rejected task-storage variant alone makes guard-run
+/// fall back to the hash store): it parses, and the kernel's verifier rejects it.
 fn verifier_rejected(object: &Path) -> PathBuf {
     let mut bytes = std::fs::read(object).expect("read");
-    let range = guard_ebpf::elf::section_file_range(&bytes, "tp_btf/sched_process_exec")
-        .expect("the exec tracking program's section");
-    bytes[range.start] = 0xff;
+    for section in [
+        "tp_btf/sched_process_exec",
+        "tp_btf/sched_process_exec/hash",
+    ] {
+        let range = guard_ebpf::elf::section_file_range(&bytes, section)
+            .expect("the exec tracking program's section");
+        bytes[range.start] = 0xff;
+    }
     let bad = object.with_extension("bad.o");
     std::fs::write(&bad, bytes).expect("write");
     bad

@@ -28,6 +28,7 @@
 
 use super::common::{current_tid, map_lookup, scratch};
 use super::identity::{self, ARGC, CHECKS, CMDLINE, CMDLINE_LEN, FLAGS, JUDGED_FILE, NAME, XFLAGS};
+use super::store::Task;
 use super::verdict::{self, Enforce, Subject};
 use super::walk::{self, HEADER};
 use super::{Params, Program, shebang};
@@ -52,21 +53,21 @@ const LIST: i16 = -416; // rule list of the file's path
 /// `sys_enter_execveat` (argument 2). Arguments start at offset 16 of a syscall tracepoint's
 /// record, 8 bytes each, on every architecture.
 pub fn argv_program(p: &Params, syscall: &str, argv_arg: usize) -> Result<Program, AsmError> {
-    let mut a = Asm::new(&format!("guard_argv_{syscall}"));
+    let mut a = Asm::new(&p.program_name(&format!("guard_argv_{syscall}")));
     let out = a.label();
     a.ldx(Size::DW, R7, R1, (16 + 8 * argv_arg) as i16);
     a.stx(Size::DW, FP, ARGV, R7);
     scratch(&mut a, abi::MAP_EXEC_SCRATCH, KEY2, R6, out);
     identity::reset(&mut a);
 
-    a.comment("inherited bits: from the thread group's entry, since after the exec the exec'ing");
-    a.comment("thread is the group's leader (de_thread) under the leader's pid");
+    a.comment("inherited bits: from the thread group leader's identity, since after the exec the");
+    a.comment("exec'ing thread is the group's leader (de_thread), under the leader's pid");
+    a.call(Helper::GetCurrentTaskBtf);
+    a.ldx_field(Size::DW, R7, R0, field("task_struct", &["group_leader"]));
     a.call(Helper::GetCurrentPidTgid);
     a.alu_imm(Alu::Rsh, R0, 32);
     a.stx(Size::W, FP, KEY, R0);
-    identity::inherit(&mut a, KEY);
-    a.call(Helper::GetCurrentTaskBtf);
-    a.ldx_field(Size::DW, R7, R0, field("task_struct", &["group_leader"]));
+    identity::inherit(&mut a, p, KEY, Task::Reg(R7));
     identity::ns_init(&mut a, R7);
 
     read_argv(&mut a);
@@ -84,7 +85,7 @@ pub fn argv_program(p: &Params, syscall: &str, argv_arg: usize) -> Result<Progra
     a.bind(out);
     a.mov_imm(R0, 0);
     a.exit();
-    let section = format!("tracepoint/syscalls/sys_enter_{syscall}");
+    let section = p.section_name(&format!("tracepoint/syscalls/sys_enter_{syscall}"));
     Program::finish(
         a,
         &section,

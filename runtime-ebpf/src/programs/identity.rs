@@ -16,8 +16,8 @@
 use core::mem::offset_of;
 
 use super::Params;
-use super::common::{dfa_info, dfa_step, list_load, map_lookup, read_kernel_to_stack};
-use super::walk;
+use super::common::{dfa_info, dfa_step, list_load, read_kernel_to_stack};
+use super::{store, walk};
 use crate::abi::{self, ExecArgs, TaskInfo, task_flags};
 use crate::asm::{Alu, Asm, Cond, FP, Label, R0, R1, R2, R3, R4, R6, R7, R8, R9, Reg, Size};
 use crate::ktypes::field;
@@ -74,13 +74,13 @@ pub fn set_flag(a: &mut Asm, slot: i16, bits: u64) {
     a.stx(Size::DW, R6, slot, R1);
 }
 
-/// The bits inherited across the exec, from the task map's entry under the u32 key at stack
-/// slot `key`: the identities (command lines and executables) of the ancestors and of the
+/// The bits inherited across the exec, from the identity of `task` (hash store: the entry
+/// under the u32 key at stack slot `key`): the identities (command lines and executables) of the ancestors and of the
 /// namespace's init, and whether the task was entered from outside (which stays true across
 /// exec). A task unknown to guard inherits none. Uses r0-r5.
-pub fn inherit(a: &mut Asm, key: i16) {
+pub fn inherit(a: &mut Asm, p: &Params, key: i16, task: store::Task) {
     let no_entry = a.label();
-    map_lookup(a, abi::MAP_TASKS, key);
+    store::lookup(a, p, key, task);
     a.jmp_imm(Cond::Eq, R0, 0, no_entry);
     for off in [
         offset_of!(TaskInfo, inh_anc),

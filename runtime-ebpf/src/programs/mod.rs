@@ -9,6 +9,7 @@ mod exec_check;
 mod identity;
 mod open;
 mod shebang;
+mod store;
 mod tracking;
 mod verdict;
 mod walk;
@@ -16,7 +17,7 @@ mod walk;
 pub use common::table_size;
 pub use walk::SCRATCH_SIZE as OPEN_SCRATCH_SIZE;
 
-use crate::abi::{Attach, Backend, DfaShape, ProgramMeta, Role};
+use crate::abi::{Attach, Backend, DfaShape, IdentityStore, ProgramMeta, Role};
 use crate::asm::{Asm, AsmError, Assembled};
 
 /// What the templates need to know about a policy's tables.
@@ -48,12 +49,46 @@ pub struct Params {
     /// none and no exec rule, the exec program does not walk the new executable's path: that
     /// walk is most of the program's cost to the verifier, and nothing would read its result.
     pub n_exes: u32,
+    /// The identity store the programs that touch it are written for. [`programs`] emits
+    /// them once per store, whatever this says; it matters to a single template.
+    pub store: IdentityStore,
 }
 
 impl Params {
     /// Whether the exec program must walk the executable's path.
     pub fn walks_executables(&self) -> bool {
         self.exec_rules || self.n_exes > 0
+    }
+
+    /// The symbol name of program `base` for this store: the task-storage variant has the
+    /// plain name (what the kernels guard runs on have), the hash variant a `_hash` suffix.
+    pub fn program_name(&self, base: &str) -> String {
+        variant_name(base, self.store)
+    }
+
+    /// The ELF section of a program attached at `base` (`tp_btf/sched_process_exec`) for this
+    /// store. aya reads a section's program type from its first `/`-separated part only, and
+    /// the attach point comes from the metadata, so the hash variant's `/hash` suffix is inert.
+    pub fn section_name(&self, base: &str) -> String {
+        variant_section(base, self.store)
+    }
+}
+
+/// The section of the `store` variant of the program attached at `base` (see
+/// [`Params::section_name`]).
+pub fn variant_section(base: &str, store: IdentityStore) -> String {
+    variant(base, "/hash", store)
+}
+
+/// The symbol name of the `store` variant of program `base` (see [`Params::program_name`]).
+pub fn variant_name(base: &str, store: IdentityStore) -> String {
+    variant(base, "_hash", store)
+}
+
+fn variant(base: &str, suffix: &str, store: IdentityStore) -> String {
+    match store {
+        IdentityStore::Task => base.to_string(),
+        IdentityStore::Hash => format!("{base}{suffix}"),
     }
 }
 
@@ -77,6 +112,8 @@ pub struct Program {
     pub attach: Attach,
     pub role: Role,
     pub backend: Option<Backend>,
+    /// The identity store it is written for (`None`: it does not touch the store).
+    pub store: Option<IdentityStore>,
 }
 
 impl Program {
@@ -98,6 +135,7 @@ impl Program {
             attach,
             role,
             backend,
+            store: None,
         })
     }
 
@@ -107,6 +145,7 @@ impl Program {
             attach: self.attach.clone(),
             role: self.role,
             backend: self.backend,
+            store: self.store,
         }
     }
 }
@@ -121,23 +160,66 @@ pub const BPRM_SCRATCH_SIZE: u32 = shebang::SCRATCH_SIZE;
 /// Every program of an object: identity tracking, each backend's open check, and, when a rule
 /// judges execs, the LSM backend's exec check (the `execve` tracepoints that prepare it, then
 /// the check itself).
+///
+/// Every program that reads or writes the identity store comes twice, once per
+/// [`IdentityStore`] (see [`Params::program_name`]); `guard-run` loads one set.
 pub fn programs(p: &Params) -> Result<Vec<Program>, AsmError> {
-    let mut all = vec![
-        tracking::exec(p)?,
-        tracking::fork(p)?,
-        tracking::exit(p)?,
-        open::program(p)?,
-        open::lsm_program(p)?,
-    ];
+    let mut all = Vec::new();
+    for store in [IdentityStore::Task, IdentityStore::Hash] {
+        let p = &Params { store, ..*p };
+        let mut variant = vec![
+            tracking::exec(p)?,
+            tracking::fork(p)?,
+            tracking::exit(p)?,
+            open::program(p)?,
+            open::lsm_program(p)?,
+        ];
+        if p.exec_rules {
+            variant.push(exec_check::argv_program(p, "execve", 1)?);
+            variant.push(exec_check::argv_program(p, "execveat", 2)?);
+        }
+        for prog in &mut variant {
+            prog.store = Some(store);
+        }
+        all.extend(variant);
+    }
     if p.exec_rules {
-        all.push(exec_check::argv_program(p, "execve", 1)?);
-        all.push(exec_check::argv_program(p, "execveat", 2)?);
+        // It reads the exec record, not the store: one program for both.
         all.push(exec_check::lsm_program(p)?);
     }
     Ok(all)
 }
 
-/// The maps every guard object defines, as legacy `bpf_map_def`s.
+/// The maps defined in BTF: the identity store, as task storage. `guard-run` turns it into a
+/// hash map (type only: the key, a thread id, and the value fit both) where the kernel has no
+/// task storage; `max_entries` is then [`crate::abi::TASKS_MAX_ENTRIES`], given at load.
+pub fn btf_maps() -> Vec<crate::btf::BtfMap> {
+    use crate::abi;
+    /// `BPF_F_NO_PREALLOC`: mandatory for task storage, and keeps the hash store unallocated.
+    const NO_PREALLOC: u32 = 1;
+    vec![crate::btf::BtfMap {
+        name: abi::MAP_TASKS.into(),
+        map_type: abi::MAP_TYPE_TASK_STORAGE,
+        map_flags: NO_PREALLOC,
+        value_name: "guard_task_info",
+        value_members: vec![
+            "self_ids",
+            "anc_ids",
+            "pid1_ids",
+            "inh_anc",
+            "inh_pid1",
+            "flags",
+            "img_pid1",
+            "exe_ids",
+            "anc_exe",
+            "pid1_exe",
+            "inh_anc_exe",
+            "inh_pid1_exe",
+        ],
+    }]
+}
+
+/// The other maps every guard object defines, as legacy `bpf_map_def`s.
 pub fn maps() -> Vec<(String, crate::elf::MapDef)> {
     use crate::abi;
     use crate::elf::MapDef;
@@ -154,16 +236,6 @@ pub fn maps() -> Vec<(String, crate::elf::MapDef)> {
         map_flags,
     };
     vec![
-        (
-            abi::MAP_TASKS.into(),
-            def(
-                HASH,
-                4,
-                core::mem::size_of::<abi::TaskInfo>() as u32,
-                abi::TASKS_MAX_ENTRIES,
-                NO_PREALLOC,
-            ),
-        ),
         (
             abi::MAP_EVENTS.into(),
             def(RINGBUF, 0, 0, abi::EVENTS_RING_BYTES, 0),

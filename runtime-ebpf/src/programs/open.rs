@@ -19,7 +19,7 @@ const FILE: i16 = -16;
 const RET: i16 = -392;
 
 pub fn program(p: &Params) -> Result<Program, AsmError> {
-    let mut a = Asm::new("guard_open");
+    let mut a = Asm::new(&p.program_name("guard_open"));
     let out = a.label();
 
     a.comment("only successful opens: ret is the new descriptor");
@@ -56,7 +56,7 @@ pub fn program(p: &Params) -> Result<Program, AsmError> {
     .collect();
     Program::finish(
         a,
-        "tracepoint/syscalls/sys_exit_openat",
+        &p.section_name("tracepoint/syscalls/sys_exit_openat"),
         abi::Attach::Tracepoint { points },
         Some(abi::Backend::Tracepoint),
     )
@@ -66,7 +66,7 @@ pub fn program(p: &Params) -> Result<Program, AsmError> {
 /// resolved and before a descriptor exists, for every way into the kernel (open, openat2,
 /// io_uring, execve's interpreter lookups...). Returning `-EPERM` makes the open fail.
 pub fn lsm_program(p: &Params) -> Result<Program, AsmError> {
-    let mut a = Asm::new("guard_lsm_open");
+    let mut a = Asm::new(&p.program_name("guard_lsm_open"));
     let out = a.label();
     a.st(Size::DW, FP, RET, 0);
     a.comment("file_open(struct file *file): the file being opened");
@@ -82,7 +82,7 @@ pub fn lsm_program(p: &Params) -> Result<Program, AsmError> {
     a.exit();
     Program::finish(
         a,
-        "lsm/file_open",
+        &p.section_name("lsm/file_open"),
         abi::Attach::Lsm {
             hook: "file_open".into(),
         },

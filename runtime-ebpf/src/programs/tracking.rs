@@ -10,6 +10,7 @@ use core::mem::offset_of;
 
 use super::common::{count, current_tid, map_lookup, scratch};
 use super::identity::{self, CMDLINE, CMDLINE_LEN};
+use super::store::{self, Task};
 use super::verdict::{self, Enforce, Subject};
 use super::{Params, Program};
 use crate::abi::{self, Counter, ExecArgs, TaskInfo, exec_flags, task_flags};
@@ -36,7 +37,7 @@ fn info_field(offset: usize) -> i16 {
 /// task's identities for its new image, then judges the exec rules that the executable's path
 /// selects, unless the LSM backend's exec check already judged this exec before it happened.
 pub fn exec(p: &Params) -> Result<Program, AsmError> {
-    let mut a = Asm::new("guard_exec");
+    let mut a = Asm::new(&p.program_name("guard_exec"));
     let out = a.label();
     let truncated = a.label();
     let read = a.label();
@@ -57,7 +58,7 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
     a.comment(
         "inherited identities come from the entry fork made; a task unknown to guard inherits none",
     );
-    identity::inherit(&mut a, KEY);
+    identity::inherit(&mut a, p, KEY, Task::Slot(TASK));
     a.ldx(Size::DW, R7, FP, TASK);
     identity::ns_init(&mut a, R7);
 
@@ -85,7 +86,7 @@ pub fn exec(p: &Params) -> Result<Program, AsmError> {
     exe_walk(&mut a, p, out)?;
     Program::finish(
         a,
-        "tp_btf/sched_process_exec",
+        &p.section_name("tp_btf/sched_process_exec"),
         abi::Attach::BtfTracepoint {
             name: "sched_process_exec".into(),
         },
@@ -114,13 +115,7 @@ fn exe_walk(a: &mut Asm, p: &Params, out: crate::asm::Label) -> Result<(), AsmEr
     }
     identity::exe_ancestry(a);
     a.comment("the entry is written before judging: the exec rules see the new image's identities");
-    a.ld_map(R1, abi::MAP_TASKS);
-    a.mov(R2, FP);
-    a.alu_imm(Alu::Add, R2, i32::from(KEY));
-    a.mov(R3, R6);
-    a.alu_imm(Alu::Add, R3, i32::from(identity::info(0)));
-    a.mov_imm(crate::asm::R4, 0); // BPF_ANY
-    a.call(Helper::MapUpdateElem);
+    store::write(a, p, KEY, Task::Slot(TASK), R6, identity::info(0));
     judged_before(a, out);
     a.ldx(Size::DW, R8, FP, LIST);
     verdict::judge_and_act(
@@ -177,9 +172,10 @@ fn judged_before(a: &mut Asm, judged: crate::asm::Label) {
 }
 
 /// The fork program: `tp_btf/sched_process_fork`, args `(parent, child)`.
-pub fn fork(_p: &Params) -> Result<Program, AsmError> {
-    let mut a = Asm::new("guard_fork");
+pub fn fork(p: &Params) -> Result<Program, AsmError> {
+    let mut a = Asm::new(&p.program_name("guard_fork"));
     let out = a.label();
+    a.comment("r6: the parent, r7: the child (BTF pointers from the tracepoint's arguments)");
     a.ldx(Size::DW, R6, R1, 0);
     a.ldx(Size::DW, R7, R1, 8);
     a.ldx_field(Size::W, R1, R6, field("task_struct", &["pid"]));
@@ -188,7 +184,7 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.stx(Size::W, FP, KEY, R1);
 
     a.comment("a parent unknown to guard hands down nothing");
-    map_lookup(&mut a, abi::MAP_TASKS, KEY2);
+    store::lookup(&mut a, p, KEY2, Task::Reg(R6));
     a.jmp_imm(Cond::Eq, R0, 0, out);
     let copy = [
         (
@@ -280,13 +276,14 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
     a.alu_imm(Alu::Or, R1, task_flags::ENTERED as i32);
     a.stx(Size::DW, FP, info_field(offset_of!(TaskInfo, flags)), R1);
     a.bind(same_ns);
-    update_tasks(&mut a, KEY);
+    a.comment("the child's entry (task storage: created here, from the parent's bits)");
+    store::write(&mut a, p, KEY, Task::Reg(R7), FP, INFO);
     a.bind(out);
     a.mov_imm(R0, 0);
     a.exit();
     Program::finish(
         a,
-        "tp_btf/sched_process_fork",
+        &p.section_name("tp_btf/sched_process_fork"),
         abi::Attach::BtfTracepoint {
             name: "sched_process_fork".into(),
         },
@@ -295,13 +292,10 @@ pub fn fork(_p: &Params) -> Result<Program, AsmError> {
 }
 
 /// The exit program: `tp_btf/sched_process_exit`; forgets the exiting thread.
-pub fn exit(_p: &Params) -> Result<Program, AsmError> {
-    let mut a = Asm::new("guard_exit");
+pub fn exit(p: &Params) -> Result<Program, AsmError> {
+    let mut a = Asm::new(&p.program_name("guard_exit"));
     current_tid(&mut a, KEY);
-    a.ld_map(R1, abi::MAP_TASKS);
-    a.mov(R2, FP);
-    a.alu_imm(Alu::Add, R2, i32::from(KEY));
-    a.call(Helper::MapDeleteElem);
+    store::forget(&mut a, p, KEY);
     a.comment("and the record of an exec it started that failed");
     a.ld_map(R1, abi::MAP_EXEC_ARGS);
     a.mov(R2, FP);
@@ -311,21 +305,10 @@ pub fn exit(_p: &Params) -> Result<Program, AsmError> {
     a.exit();
     Program::finish(
         a,
-        "tp_btf/sched_process_exit",
+        &p.section_name("tp_btf/sched_process_exit"),
         abi::Attach::BtfTracepoint {
             name: "sched_process_exit".into(),
         },
         None,
     )
-}
-
-/// `GUARD_TASKS[key] = info` (from the stack).
-fn update_tasks(a: &mut Asm, key: i16) {
-    a.ld_map(R1, abi::MAP_TASKS);
-    a.mov(R2, FP);
-    a.alu_imm(Alu::Add, R2, i32::from(key));
-    a.mov(R3, FP);
-    a.alu_imm(Alu::Add, R3, i32::from(INFO));
-    a.mov_imm(crate::asm::R4, 0); // BPF_ANY
-    a.call(Helper::MapUpdateElem);
 }

@@ -15,10 +15,10 @@ use core::mem::{offset_of, size_of};
 
 use super::common::{count, dfa_info, dfa_step, list_load, map_lookup};
 use super::walk::{BUF_MASK, H_FD, H_FLAGS, H_OPS, H_POS, HEADER, PATH_END};
-use super::{Params, identity};
+use super::{Params, identity, store};
 use crate::abi::{
-    self, Action, Counter, Event, RULE_COUNTER_KINDS, RuleCounter, RuleEntry, RuleOff, TaskInfo,
-    Term, event_flags,
+    self, Action, Counter, Event, IdentityStore, RULE_COUNTER_KINDS, RuleCounter, RuleEntry,
+    RuleOff, TaskInfo, Term, event_flags,
 };
 use crate::asm::{
     Alu, Asm, AsmError, Cond, FP, Helper, Label, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, Reg, Size,
@@ -90,7 +90,7 @@ pub fn judge_and_act(
     a.jmp_imm(Cond::Ge, list, p.rule_list_len as i32, out);
     a.mov(R7, list);
     match subject {
-        Subject::Current => entry_words(a),
+        Subject::Current => entry_words(a, p),
         Subject::Exec => exec_words(a),
     }
     computed_words(a, p, subject);
@@ -245,17 +245,19 @@ fn count_decision(a: &mut Asm, enforce: Enforce) {
     count_rule(a, R1);
 }
 
-/// Fills the identity words on the stack from the current task's entry. A task guard does
-/// not know holds no identity (fail closed).
-fn entry_words(a: &mut Asm) {
+/// Fills the identity words on the stack from the current task's identity (see
+/// [`store::lookup`]). A task guard does not know holds no identity (fail closed).
+fn entry_words(a: &mut Asm, p: &Params) {
     let known = a.label();
     let entry_done = a.label();
     for w in 0..abi::N_WORDS {
         a.st(Size::DW, FP, word(w), 0);
     }
-    a.call(Helper::GetCurrentPidTgid);
-    a.stx(Size::W, FP, KEY, R0);
-    map_lookup(a, abi::MAP_TASKS, KEY);
+    if p.store == IdentityStore::Hash {
+        a.call(Helper::GetCurrentPidTgid);
+        a.stx(Size::W, FP, KEY, R0);
+    }
+    store::lookup(a, p, KEY, store::Task::Current);
     a.jmp_imm(Cond::Ne, R0, 0, known);
     a.ldx(Size::DW, R1, R6, H_FLAGS);
     a.alu_imm(Alu::Or, R1, event_flags::NO_TASK_INFO as i32);

@@ -1,5 +1,6 @@
 //! A reader of the little BTF our objects carry: enough to turn each `bpf_core_relo` of
-//! `.BTF.ext` into (program section, instruction, root struct, member path, local offset).
+//! `.BTF.ext` into (program section, instruction, root struct, member path, local offset), and
+//! the BTF-defined maps of `.maps` into map definitions, as aya-obj reads them.
 
 use super::layout::Step;
 
@@ -9,10 +10,17 @@ enum Ty {
         name: String,
         /// (member name, type id, byte offset)
         members: Vec<(String, u32, u32)>,
+        size: u32,
     },
     Array {
         elem: u32,
         elem_size: u32,
+        len: u32,
+    },
+    Ptr(u32),
+    Var {
+        name: String,
+        ty: u32,
     },
     /// const/volatile/typedef/restrict: look through.
     Modifier(u32),
@@ -77,6 +85,7 @@ fn parse_btf(b: &[u8]) -> Result<Btf, String> {
                 Ty::Array {
                     elem: u32_at(t, at)?,
                     elem_size: 0,
+                    len: u32_at(t, at + 8)?,
                 },
                 12,
             ),
@@ -93,14 +102,33 @@ fn parse_btf(b: &[u8]) -> Result<Btf, String> {
                     ));
                 }
                 let name = string(&strings, name_off)?;
-                (Ty::Struct { name, members }, 12 * vlen)
+                let size = size_type;
+                (
+                    Ty::Struct {
+                        name,
+                        members,
+                        size,
+                    },
+                    12 * vlen,
+                )
             }
             6 => (Ty::Other, 8 * vlen),
             8..=11 | 18 => (Ty::Modifier(size_type), 0),
             13 => (Ty::Other, 8 * vlen),
-            14 | 17 => (Ty::Other, 4),
+            14 => {
+                let name = string(&strings, name_off)?;
+                (
+                    Ty::Var {
+                        name,
+                        ty: size_type,
+                    },
+                    4,
+                )
+            }
+            17 => (Ty::Other, 4),
             15 | 19 => (Ty::Other, 12 * vlen),
-            2 | 7 | 12 | 16 => (Ty::Other, 0),
+            2 => (Ty::Ptr(size_type), 0),
+            7 | 12 | 16 => (Ty::Other, 0),
             k => return Err(format!("BTF kind {k} unknown")),
         };
         at += extra;
@@ -109,11 +137,12 @@ fn parse_btf(b: &[u8]) -> Result<Btf, String> {
     let mut btf = Btf { types, strings };
     // Array element sizes, once every type is known.
     for i in 0..btf.types.len() {
-        if let Ty::Array { elem, .. } = btf.types[i] {
+        if let Ty::Array { elem, len, .. } = btf.types[i] {
             let size = btf.size(elem)?;
             btf.types[i] = Ty::Array {
                 elem,
                 elem_size: size,
+                len,
             };
         }
     }
@@ -143,15 +172,54 @@ impl Btf {
     fn size(&self, id: u32) -> Result<u32, String> {
         Ok(match self.get(id)? {
             Ty::Int(s) => *s,
-            Ty::Struct { members, .. } => {
-                // Only needed for arrays of structs; the struct's size is in the record, but
-                // we kept only members: the last member's end is a lower bound, and our local
-                // arrays of structs are only indexed at 0.
-                members.last().map_or(0, |m| m.2)
-            }
-            Ty::Array { .. } | Ty::Modifier(_) | Ty::Other => 8,
+            Ty::Struct { size, .. } => *size,
+            Ty::Array { .. } | Ty::Modifier(_) | Ty::Ptr(_) | Ty::Var { .. } | Ty::Other => 8,
         })
     }
+}
+
+/// The BTF-defined maps (every VAR of the object's BTF is one: guard writes no other), as
+/// aya-obj's `parse_btf_map_struct` reads them: `type`, `max_entries` and `map_flags` are
+/// pointers to arrays of that many elements, `key` and `value` pointers to their types.
+pub fn btf_maps(btf: &[u8]) -> Result<Vec<(String, crate::elf::MapDef)>, String> {
+    let btf = parse_btf(btf)?;
+    let mut out = Vec::new();
+    for ty in &btf.types {
+        let Ty::Var { name, ty } = ty else {
+            continue;
+        };
+        let Ty::Struct { members, .. } = btf.get(*ty)? else {
+            return Err(format!("map `{name}` is not a struct"));
+        };
+        let mut def = crate::elf::MapDef {
+            map_type: 0,
+            key_size: 0,
+            value_size: 0,
+            max_entries: 0,
+            map_flags: 0,
+        };
+        for (member, t, _) in members {
+            let Ty::Ptr(to) = btf.get(*t)? else {
+                return Err(format!("map `{name}`: `{member}` is not a pointer"));
+            };
+            let len = || match btf.get(*to) {
+                Ok(Ty::Array { len, .. }) => Ok(*len),
+                _ => Err(format!(
+                    "map `{name}`: `{member}` is not a pointer to an array"
+                )),
+            };
+            match member.as_str() {
+                "type" => def.map_type = len()?,
+                "max_entries" => def.max_entries = len()?,
+                "map_flags" => def.map_flags = len()?,
+                "key" => def.key_size = btf.size(*to)?,
+                "value" => def.value_size = btf.size(*to)?,
+                other => return Err(format!("map `{name}`: member `{other}`")),
+            }
+        }
+        out.push((name.clone(), def));
+    }
+    Ok(out)
 }
 
 /// Decodes every CO-RE relocation of the object's `.BTF.ext`.
@@ -218,7 +286,7 @@ fn walk(btf: &Btf, root: u32, access: &str) -> Result<(Vec<Step>, u32), String> 
     for i in idx {
         let i = i?;
         match btf.get(ty)? {
-            Ty::Struct { members, name } => {
+            Ty::Struct { members, name, .. } => {
                 let (m, t, o) = members
                     .get(i as usize)
                     .ok_or_else(|| format!("`{name}` has no member #{i}"))?;
@@ -226,7 +294,9 @@ fn walk(btf: &Btf, root: u32, access: &str) -> Result<(Vec<Step>, u32), String> 
                 off += o;
                 ty = *t;
             }
-            Ty::Array { elem, elem_size } => {
+            Ty::Array {
+                elem, elem_size, ..
+            } => {
                 path.push(Step::Index(i));
                 off += elem_size * i;
                 ty = *elem;

@@ -91,6 +91,7 @@ impl Sim {
                 self.mem.free(a[0]);
                 0
             }
+            156 => self.task_storage_get(a[0], a[1], a[2], a[3])?,
             158 => self.world.task_addr.get(&task()?.pid).copied().unwrap_or(0),
             other => return Err(SimError::Helper(format!("helper {other} is not mocked"))),
         })
@@ -145,8 +146,80 @@ impl Sim {
             .to_vec())
     }
 
-    fn map_lookup(&mut self, map: u64, key: u64) -> Result<u64, SimError> {
+    /// A map the `bpf_map_*_elem` helpers reach: not task storage, which the kernel's
+    /// verifier lets programs reach only through `bpf_task_storage_get`.
+    fn elem_map(&self, map: u64) -> Result<usize, SimError> {
         let m = self.map_of_handle(map)?;
+        if self.maps[m].def.map_type == super::MAP_TASK_STORAGE {
+            return Err(SimError::Helper(format!(
+                "map `{}` is task storage: only bpf_task_storage_get reaches it",
+                self.maps[m].name
+            )));
+        }
+        Ok(m)
+    }
+
+    /// `bpf_task_storage_get(map, task, value, flags)`: the value of the task at address
+    /// `task` (0 for none), created (from `value`, else zeroed) with
+    /// `BPF_LOCAL_STORAGE_GET_F_CREATE`.
+    fn task_storage_get(
+        &mut self,
+        map: u64,
+        task: u64,
+        value: u64,
+        flags: u64,
+    ) -> Result<u64, SimError> {
+        let m = self.map_of_handle(map)?;
+        let def = self.maps[m].def;
+        if def.map_type != super::MAP_TASK_STORAGE {
+            return Err(SimError::Helper(format!(
+                "bpf_task_storage_get on map `{}`, which is not task storage",
+                self.maps[m].name
+            )));
+        }
+        if flags > 1 {
+            return Ok(neg(EINVAL));
+        }
+        let Some((&pid, _)) = self.world.task_addr.iter().find(|(_, a)| **a == task) else {
+            if task == 0 {
+                return Ok(0);
+            }
+            return Err(SimError::Helper(format!(
+                "bpf_task_storage_get: {task:#x} is no task"
+            )));
+        };
+        let k = pid.to_le_bytes().to_vec();
+        if let Store::Hash(h) = &self.maps[m].store
+            && let Some(&addr) = h.get(&k)
+        {
+            return Ok(addr);
+        }
+        if flags == 0 {
+            return Ok(0);
+        }
+        let v = if value == 0 {
+            vec![0; def.value_size as usize]
+        } else {
+            self.mem
+                .read(
+                    value,
+                    def.value_size as usize,
+                    &[Kind::Data, Kind::ReadOnly],
+                )?
+                .to_vec()
+        };
+        let name = self.maps[m].name.clone();
+        let addr = self
+            .mem
+            .alloc(format!("map {name} value of task {pid}"), Kind::Data, v);
+        if let Store::Hash(h) = &mut self.maps[m].store {
+            h.insert(k, addr);
+        }
+        Ok(addr)
+    }
+
+    fn map_lookup(&mut self, map: u64, key: u64) -> Result<u64, SimError> {
+        let m = self.elem_map(map)?;
         let k = self.key(m, key)?;
         Ok(match &self.maps[m].store {
             Store::Hash(h) => h.get(&k).copied().unwrap_or(0),
@@ -159,7 +232,7 @@ impl Sim {
     }
 
     fn map_update(&mut self, map: u64, key: u64, value: u64, flags: u64) -> Result<u64, SimError> {
-        let m = self.map_of_handle(map)?;
+        let m = self.elem_map(map)?;
         let k = self.key(m, key)?;
         let def = self.maps[m].def;
         let v = self
@@ -206,7 +279,7 @@ impl Sim {
     }
 
     fn map_delete(&mut self, map: u64, key: u64) -> Result<u64, SimError> {
-        let m = self.map_of_handle(map)?;
+        let m = self.elem_map(map)?;
         let k = self.key(m, key)?;
         let removed = match &mut self.maps[m].store {
             Store::Hash(h) => h.remove(&k),

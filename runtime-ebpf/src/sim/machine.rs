@@ -30,7 +30,7 @@ pub use exec::{comm_of, parse_shebang};
 use super::mem::Kind;
 use super::world::{FMODE_READ, FMODE_WRITE, Task};
 use super::{Program, Sim, SimError, World};
-use crate::abi::{self, Action, Event};
+use crate::abi::{self, Action, Event, IdentityStore};
 
 pub const SEC_EXEC: &str = "tp_btf/sched_process_exec";
 pub const SEC_FORK: &str = "tp_btf/sched_process_fork";
@@ -143,6 +143,8 @@ struct Namespace {
 pub struct Machine {
     pub sim: Sim,
     pub backend: Backend,
+    /// The identity store whose programs run (task storage, unless told otherwise).
+    pub store: IdentityStore,
     programs: BTreeMap<&'static str, Program>,
     namespaces: Vec<Namespace>,
     /// The namespace of each process.
@@ -168,9 +170,30 @@ impl Machine {
         argv: &[&str],
         exe: &str,
     ) -> Result<Machine, SimError> {
+        Machine::boot_with_store(object, backend, IdentityStore::Task, argv, exe)
+    }
+
+    /// [`Machine::boot_with_init`] with the programs of identity store `store`; for the hash
+    /// store, the object's identity map is made a hash map first, as `guard-run` makes it.
+    pub fn boot_with_store(
+        object: &[u8],
+        backend: Backend,
+        store: IdentityStore,
+        argv: &[&str],
+        exe: &str,
+    ) -> Result<Machine, SimError> {
         let init = Task::new(1, &[]);
         let mut sim = Sim::new(World::new().task(init))?;
-        let obj = sim.load(object)?;
+        let mut object = object.to_vec();
+        if store == IdentityStore::Hash {
+            crate::elf::set_map_type(&mut object, abi::MAP_TASKS, abi::MAP_TYPE_HASH)
+                .map_err(|e| SimError::Load(e.to_string()))?;
+        }
+        let obj = sim.load(&object)?;
+        if store == IdentityStore::Hash {
+            sim.set_max_entries(abi::MAP_TASKS, abi::TASKS_MAX_ENTRIES)?;
+        }
+        let variant = |s: &str| obj.program(&crate::programs::variant_section(s, store));
         let own: &[&'static str] = match backend {
             Backend::Tracepoint => &[SEC_OPEN],
             Backend::Lsm => &[SEC_LSM_OPEN],
@@ -178,20 +201,23 @@ impl Machine {
         let mut programs: BTreeMap<&'static str, _> = [SEC_EXEC, SEC_FORK, SEC_EXIT]
             .iter()
             .chain(own)
-            .map(|s| Ok((*s, obj.program(s)?.clone())))
+            .map(|s| Ok((*s, variant(s)?.clone())))
             .collect::<Result<_, SimError>>()?;
         // The LSM exec check and the tracepoints that prepare it are only in objects with exec
         // rules; without them, as in the kernel, those hooks run nothing.
         if backend == Backend::Lsm {
-            for s in [SEC_ARGV, SEC_LSM_EXEC] {
-                if let Ok(p) = obj.program(s) {
-                    programs.insert(s, p.clone());
-                }
+            // The exec check reads no identity: one program for both stores.
+            if let Ok(p) = variant(SEC_ARGV) {
+                programs.insert(SEC_ARGV, p.clone());
+            }
+            if let Ok(p) = obj.program(SEC_LSM_EXEC) {
+                programs.insert(SEC_LSM_EXEC, p.clone());
             }
         }
         let mut m = Machine {
             sim,
             backend,
+            store,
             programs,
             namespaces: vec![Namespace {
                 level: 0,
@@ -384,6 +410,7 @@ impl Machine {
         self.task(pid)?;
         let words = Self::words(&[self.sim.world.task_addr[&pid]]);
         self.fire(SEC_EXIT, pid, words)?;
+        self.sim.free_task_storage(pid);
         Ok(())
     }
 

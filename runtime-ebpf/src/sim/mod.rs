@@ -62,6 +62,9 @@ pub const MAP_HASH: u32 = 1;
 pub const MAP_ARRAY: u32 = 2;
 pub const MAP_PERCPU_ARRAY: u32 = 6;
 pub const MAP_RINGBUF: u32 = 27;
+/// Task storage: a [`Store::Hash`] keyed by the owning task's pid (u32), reached only through
+/// `bpf_task_storage_get`, emptied of a task's value when the task exits.
+pub const MAP_TASK_STORAGE: u32 = crate::abi::MAP_TYPE_TASK_STORAGE;
 
 /// A map's contents: values live in [`Memory`] regions so a looked-up pointer is bounds-checked
 /// against the value size.
@@ -124,7 +127,7 @@ impl Sim {
         initial: Option<&[u8]>,
     ) -> Result<u32, SimError> {
         let store = match def.map_type {
-            MAP_HASH => Store::Hash(BTreeMap::new()),
+            MAP_HASH | MAP_TASK_STORAGE => Store::Hash(BTreeMap::new()),
             MAP_ARRAY | MAP_PERCPU_ARRAY => {
                 let kind = if initial.is_some() {
                     Kind::ReadOnly
@@ -252,6 +255,26 @@ impl Sim {
     }
 
     /// The keys of hash map `name`.
+    /// Sets a map's capacity, as a loader's `max_entries` override does (aya's
+    /// `map_max_entries`).
+    pub fn set_max_entries(&mut self, name: &str, max_entries: u32) -> Result<(), SimError> {
+        let i = self
+            .map_index(name)
+            .ok_or_else(|| SimError::Load(format!("no map `{name}`")))?;
+        self.maps[i as usize].def.max_entries = max_entries;
+        Ok(())
+    }
+
+    /// The kernel frees a task's storage with the task: what an exit does to every task
+    /// storage map.
+    pub fn free_task_storage(&mut self, pid: u32) {
+        for m in &mut self.maps {
+            if let (MAP_TASK_STORAGE, Store::Hash(h)) = (m.def.map_type, &mut m.store) {
+                h.remove(&pid.to_le_bytes().to_vec());
+            }
+        }
+    }
+
     pub fn map_keys(&self, name: &str) -> Vec<Vec<u8>> {
         match self.map_index(name).map(|i| &self.maps[i as usize].store) {
             Some(Store::Hash(h)) => h.keys().cloned().collect(),

@@ -1,5 +1,5 @@
 //! Loading a compiled object into a [`Sim`]: its programs (by section), its maps as the
-//! object defines them (legacy `maps` records, and each `.rodata*` section as a frozen
+//! object defines them (legacy `maps` records, BTF-defined `.maps`, and each `.rodata*` section as a frozen
 //! one-element array holding its bytes, as aya makes it), with the relocations applied as
 //! aya and the kernel would: map references become `BPF_PSEUDO_MAP_FD`/`BPF_PSEUDO_MAP_VALUE`
 //! `ld_imm64`s (the map's index in place of an fd), CO-RE field offsets are patched to the
@@ -67,6 +67,16 @@ impl Sim {
             };
             self.add_map(sym.name().map_err(load_err)?, def, None)?;
         }
+        // BTF-defined maps: one VAR of the `.BTF` per symbol in `.maps`.
+        if let Some(btf) = file.section_by_name(".BTF")
+            && file.section_by_name(crate::btf::MAPS_SECTION).is_some()
+        {
+            for (name, def) in
+                btf::btf_maps(btf.data().map_err(load_err)?).map_err(SimError::Load)?
+            {
+                self.add_map(&name, def, None)?;
+            }
+        }
         // Read-only data: a frozen one-element array per section.
         for sec in file.sections() {
             let name = sec.name().map_err(load_err)?;
@@ -117,7 +127,8 @@ impl Sim {
                     .section_index()
                     .and_then(section_name)
                     .unwrap_or_default();
-                let map_name = if target == "maps" {
+                let by_symbol = target == "maps" || target == crate::btf::MAPS_SECTION;
+                let map_name = if by_symbol {
                     sym.name().map_err(load_err)?.to_string()
                 } else {
                     target.clone()
@@ -131,7 +142,7 @@ impl Sim {
                         "`{name}`: relocation at {i} is not on an ld_imm64"
                     )));
                 }
-                if target == "maps" {
+                if by_symbol {
                     prog.insns[i].src = PSEUDO_MAP_FD;
                 } else {
                     // aya: insn[1].imm = insn[0].imm + sym.address, insn[0].imm = fd.

@@ -179,6 +179,7 @@ fn test_object() -> Vec<u8> {
             core_relocs: p.core_relocs,
         }],
         maps,
+        btf_maps: Vec::new(),
         rodata: vec![(".rodata.t".into(), vec![1, 0, 0, 0, 0xef, 0xbe, 0xad, 0xde])],
         metadata: b"{}".to_vec(),
     };
@@ -230,6 +231,7 @@ fn rodata_is_read_only() {
             core_relocs: p.core_relocs,
         }],
         maps: Vec::new(),
+        btf_maps: Vec::new(),
         rodata: vec![(".rodata.t".into(), vec![0; 8])],
         metadata: b"{}".to_vec(),
     };

@@ -80,6 +80,15 @@ pub const VM_TESTS: &[VmTest] = &[
         args: &[],
         backend: None,
     },
+    // Task storage on 6.1: a pidfd names thread-group leaders only there, so a thread that
+    // was running before the load is judged with its leader's identity; and the hash store
+    // forced on the same kernel.
+    VmTest {
+        package: "guard-tests",
+        target: "identity_store",
+        args: &[],
+        backend: None,
+    },
     // The LSM backend's own tests are #[ignore]d on hosts without BPF LSM; here they run.
     VmTest {
         package: "guard-tests",
