@@ -106,7 +106,8 @@ impl Recorder {
             complete,
         };
         self.seen += 1;
-        if !self.first_time(&rec) {
+        // An incomplete record may lack what set it apart from another: each is written.
+        if complete && !self.first_time(&rec) {
             return;
         }
         let written = serde_json::to_writer(&mut self.out, &rec)

@@ -119,11 +119,12 @@ fn an_audit_recording_replays_against_the_same_and_other_policies() {
         assert_eq!(r.op, RecordedOp::Read);
         assert_eq!(r.path, "/mnt/secrets/db-password");
         assert!(r.policy.ends_with("secrets.grd"), "{}", r.policy);
+        // A loaded machine can delay the agent until an attacker's nsenter has exited: its
+        // record then lacks the ancestry, and says so.
         let root = &r.process[0];
-        assert_eq!(
-            (root.pid, root.ns_level),
-            (1, 0),
-            "the chain starts at init: {r:#?}"
+        assert!(
+            (root.pid, root.ns_level) == (1, 0) || !r.complete,
+            "a complete record's chain starts at init: {r:#?}"
         );
     }
     for r in &refused {
@@ -139,8 +140,10 @@ fn an_audit_recording_replays_against_the_same_and_other_policies() {
         );
         assert!(actor.ns_level >= 1 && !actor.ns_init, "{r:#?}");
         // Whoever entered it: the nearest ancestor in the host's namespace.
-        let outside = r.process.iter().rev().find(|p| p.ns_level == 0).unwrap();
-        assert_eq!(outside.name, "nsenter", "{r:#?}");
+        if (r.process[0].pid, r.process[0].ns_level) == (1, 0) {
+            let outside = r.process.iter().rev().find(|p| p.ns_level == 0).unwrap();
+            assert_eq!(outside.name, "nsenter", "{r:#?}");
+        }
     }
     let names: Vec<&str> = refused
         .iter()
