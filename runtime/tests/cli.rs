@@ -1,13 +1,35 @@
 //! `guard-run` refuses what is not a guard object, with a message that says why, before it
 //! touches the kernel.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+/// Runs guard-run, which these tests expect to refuse at once. One that loads instead would
+/// enforce until stopped: after a minute it is stopped, its policy unpinned
+/// (`--unpin-on-exit`), and the test fails, rather than hanging with a policy left enforcing
+/// that breaks every later kernel test on the machine.
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_guard-run"))
-        .args(args)
-        .output()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_guard-run"));
+    cmd.args(args);
+    if args.first() == Some(&"load") {
+        cmd.arg("--unpin-on-exit");
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("guard-run runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+            panic!("guard-run {args:?} did not refuse: it loaded and enforced until stopped");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("guard-run's output");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
