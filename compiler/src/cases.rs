@@ -164,18 +164,15 @@ pub fn replay_file(
 
 /// The metadata of an object `guardc compile` wrote, refusing another format version.
 fn object_metadata(bytes: &[u8]) -> Result<Metadata, String> {
-    let raw = guard_ebpf::elf::read_metadata(bytes).map_err(|e| e.to_string())?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&raw).map_err(|e| format!("its metadata is corrupt: {e}"))?;
-    let version = value.get("format_version").and_then(|v| v.as_u64());
-    if version != Some(u64::from(guard_ebpf::abi::FORMAT_VERSION)) {
-        return Err(format!(
+    use guard_ebpf::elf::{MetadataError, decode_metadata};
+    decode_metadata(bytes).map_err(|e| match e {
+        MetadataError::Version { found, .. } => format!(
             "it is in object format {}, and this guardc reads format {}; recompile the policy",
-            version.map_or("(none)".into(), |v| v.to_string()),
+            found.map_or("(none)".into(), |v| v.to_string()),
             guard_ebpf::abi::FORMAT_VERSION
-        ));
-    }
-    serde_json::from_value(value).map_err(|e| format!("its metadata is corrupt: {e}"))
+        ),
+        other => other.to_string(),
+    })
 }
 
 /// Counts of a test run.

@@ -528,6 +528,41 @@ pub fn read_metadata(elf_bytes: &[u8]) -> Result<Vec<u8>, ElfError> {
     read_section(elf_bytes, META_SECTION)
 }
 
+/// Why an object's metadata cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error(transparent)]
+    Elf(#[from] ElfError),
+    #[error("its metadata section is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// Written in another object format than [`crate::abi::FORMAT_VERSION`].
+    #[error("it is in object format {}, written by {compiler}; this build reads format {}",
+        found.map_or("(none)".to_string(), |v| v.to_string()), crate::abi::FORMAT_VERSION)]
+    Version {
+        found: Option<u64>,
+        compiler: String,
+    },
+}
+
+/// guard's metadata of an object [`write_object`] wrote, refusing another format version.
+/// The version is checked first: an object of another format would fail to decode with a
+/// message about some field, when the real cause is the version.
+pub fn decode_metadata(elf_bytes: &[u8]) -> Result<crate::abi::Metadata, MetadataError> {
+    let value: serde_json::Value = serde_json::from_slice(&read_metadata(elf_bytes)?)?;
+    let found = value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64);
+    if found != Some(u64::from(crate::abi::FORMAT_VERSION)) {
+        let compiler = value
+            .get("compiler")
+            .and_then(|c| c.as_str())
+            .unwrap_or("an unknown compiler")
+            .to_owned();
+        return Err(MetadataError::Version { found, compiler });
+    }
+    Ok(serde_json::from_value(value)?)
+}
+
 /// Returns the contents of section `name` (e.g. `.rodata.cdfa`) of a BPF ELF object.
 pub fn read_section(elf_bytes: &[u8], name: &str) -> Result<Vec<u8>, ElfError> {
     use object::read::elf::{ElfFile64, FileHeader as _};

@@ -323,14 +323,7 @@ impl Printer {
         })
     }
 
-    fn print(&mut self, bytes: &[u8], container: impl FnOnce(u64) -> ContainerFields) {
-        let Some(event) = Event::from_bytes(bytes) else {
-            crate::report!(
-                "guard-run: warning: dropped a malformed event of {} bytes",
-                bytes.len()
-            );
-            return;
-        };
+    fn print(&mut self, event: &Event, container: impl FnOnce(u64) -> ContainerFields) {
         let Some(rule) = self.rules.get(event.rule as usize) else {
             crate::report!(
                 "guard-run: warning: event names unknown rule {}",
@@ -342,7 +335,7 @@ impl Printer {
         let users = &mut self.users;
         let container = container(event.cgroup_id);
         let rendered = alert::render_event(
-            &event,
+            event,
             rule,
             epoch,
             self.sinks.hostname(),
@@ -350,7 +343,7 @@ impl Printer {
             &container,
         );
         self.metrics
-            .count_alert(&rule.name, alert::action_word(&event));
+            .count_alert(&rule.name, alert::action_word(event));
         self.sinks.emit(&rendered);
     }
 }
@@ -371,27 +364,32 @@ struct Agent<'a> {
 impl Agent<'_> {
     fn on_event(&mut self, bytes: &[u8]) {
         self.read += 1;
-        let allowed =
-            Event::from_bytes(bytes).is_some_and(|e| e.action == abi::Action::Allow as u32);
-        self.record(bytes);
-        if allowed {
+        let Some(event) = Event::from_bytes(bytes) else {
+            crate::report!(
+                "guard-run: warning: dropped a malformed event of {} bytes",
+                bytes.len()
+            );
+            return;
+        };
+        self.record(&event);
+        if event.action == abi::Action::Allow as u32 {
             // Reported only for the record: not an alert.
             return;
         }
         let node = &mut self.node;
         self.printer
-            .print(bytes, |cgroup| node.container_fields(cgroup));
-        let trip = match (&mut self.valve, Event::from_bytes(bytes)) {
-            (Some(valve), Some(event)) => valve.observe(&event, Instant::now()),
-            _ => None,
+            .print(&event, |cgroup| node.container_fields(cgroup));
+        let trip = match &mut self.valve {
+            Some(valve) => valve.observe(&event, Instant::now()),
+            None => None,
         };
         if let Some(trip) = trip {
             self.open_valve(trip);
         }
     }
 
-    fn record(&mut self, bytes: &[u8]) {
-        let (Some(recorder), Some(event)) = (&mut self.recorder, Event::from_bytes(bytes)) else {
+    fn record(&mut self, event: &Event) {
+        let Some(recorder) = &mut self.recorder else {
             return;
         };
         let rule = self
@@ -403,7 +401,7 @@ impl Agent<'_> {
         let users = &mut self.printer.users;
         let mut user_name = |uid| users.name(uid).map(str::to_owned);
         recorder.record(
-            &event,
+            event,
             rule,
             epoch,
             record::Node {

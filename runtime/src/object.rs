@@ -70,28 +70,16 @@ impl GuardObject {
     }
 
     pub fn parse(bytes: Vec<u8>) -> Result<GuardObject> {
-        let raw = elf::read_metadata(&bytes)?;
-        // The version first: an object of another format would fail to decode with a message
-        // about some field, when the real cause is the version.
-        let value: serde_json::Value =
-            serde_json::from_slice(&raw).context("its metadata section is corrupt")?;
-        let version = value
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64);
-        if version != Some(u64::from(abi::FORMAT_VERSION)) {
-            let compiler = value
-                .get("compiler")
-                .and_then(|c| c.as_str())
-                .unwrap_or("an unknown compiler");
-            bail!(
+        let meta = match elf::decode_metadata(&bytes) {
+            Ok(meta) => meta,
+            Err(elf::MetadataError::Version { found, compiler }) => bail!(
                 "it was written in object format {} by {compiler}, and this guard-run reads \
                  format {}; recompile the policy with a matching guardc",
-                version.map_or("(none)".to_string(), |v| v.to_string()),
+                found.map_or("(none)".to_string(), |v| v.to_string()),
                 abi::FORMAT_VERSION
-            );
-        }
-        let meta: Metadata =
-            serde_json::from_value(value).context("its metadata section is corrupt")?;
+            ),
+            Err(e) => return Err(e.into()),
+        };
         let cmdline_dfa = table(
             &elf::read_section(&bytes, abi::RODATA_CMDLINE_DFA)?,
             meta.cmdline_dfa,

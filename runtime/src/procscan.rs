@@ -321,15 +321,21 @@ fn numeric_entries(dir: &Path) -> Result<Vec<u32>, ScanError> {
     Ok(ids)
 }
 
-/// The ppid (4th field) of `/proc/<pid>/stat`: `pid (comm) state ppid ...`. The comm may hold
-/// spaces and parentheses, but the kernel prints nothing after it that contains ')', so the
-/// fields start after the last ')'.
-pub(crate) fn parse_stat_ppid(stat: &[u8]) -> Option<u32> {
+/// Field `n` of `/proc/<pid>/stat` (1-based, as proc(5) numbers them: 4 is the ppid, 7 the
+/// tty), `n` ≥ 3. The comm (field 2) may hold spaces and parentheses, but the kernel prints
+/// nothing after it that contains ')', so the fields from the third start after the last ')'.
+pub(crate) fn stat_field<T: std::str::FromStr>(stat: &[u8], n: usize) -> Option<T> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let _state = fields.next()?;
-    fields.next()?.parse().ok()
+    rest.split_ascii_whitespace()
+        .nth(n.checked_sub(3)?)?
+        .parse()
+        .ok()
+}
+
+/// The ppid (4th field) of `/proc/<pid>/stat`: `pid (comm) state ppid ...`.
+pub(crate) fn parse_stat_ppid(stat: &[u8]) -> Option<u32> {
+    stat_field(stat, 4)
 }
 
 /// Whether the process is the init of its pid namespace: the innermost pid on the `NSpid:`

@@ -23,7 +23,9 @@ use guard_ebpf::record::{
 
 use crate::clock;
 use crate::containers::{ContainerCache, container_id_of_cgroup};
-use crate::procscan::{parse_ns_init, parse_ns_level, parse_stat_ppid, read_cmdline, read_to_end};
+use crate::procscan::{
+    parse_ns_init, parse_ns_level, parse_stat_ppid, read_cmdline, read_to_end, stat_field,
+};
 
 /// Ancestors followed at most (a ppid cycle while pids are reused must not loop).
 const MAX_DEPTH: usize = 64;
@@ -204,18 +206,11 @@ fn read(proc_root: &Path, pid: u32) -> Option<Seen> {
             .and_then(|v| v.split_ascii_whitespace().next())
             .and_then(|u| u.parse().ok())
             .unwrap_or(u32::MAX),
-        tty: stat_tty(&stat).is_some_and(|t| t != 0),
+        tty: stat_field::<i64>(&stat, 7).is_some_and(|t| t != 0),
         ns_level: parse_ns_level(&status) as u32,
         ns_init: parse_ns_init(&status),
         cgroup,
     })
-}
-
-/// `tty_nr`, the 7th field of `/proc/PID/stat` (the fields after the comm's last `)`).
-fn stat_tty(stat: &[u8]) -> Option<i64> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    rest.split_ascii_whitespace().nth(4)?.parse().ok()
 }
 
 /// NUL-separated arguments (a trailing NUL ends the last one).
@@ -350,7 +345,7 @@ mod tests {
         assert_eq!(split_args(b"sh\0-c\0\0"), ["sh", "-c", ""]);
         assert!(split_args(b"").is_empty());
         let stat = b"42 (a (b) c) S 1 42 42 34816 42 4194560 0";
-        assert_eq!(stat_tty(stat), Some(34816));
+        assert_eq!(stat_field::<i64>(stat, 7), Some(34816));
         assert_eq!(parse_stat_ppid(stat), Some(1));
     }
 

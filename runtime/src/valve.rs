@@ -33,36 +33,39 @@ struct PodRuleOff(RuleOff);
 // SAFETY: `RuleOff` is `repr(C)`, all integers, no padding the kernel would not also see.
 unsafe impl aya::Pod for PodRuleOff {}
 
-/// Switches rule `rule` off in the rule-off map of the policy pinned at `dir`, keeping what
-/// the map already says (audit mode, rules an earlier agent switched off).
-pub fn switch_off(dir: &Path, rule: u32) -> Result<()> {
+/// Changes the value of the rule-off map of the policy pinned at `dir` with `change`, keeping
+/// what it does not touch (audit mode, recording, rules an earlier agent switched off).
+fn update_pinned(dir: &Path, change: impl FnOnce(&mut RuleOff) -> Result<()>) -> Result<()> {
     let data = MapData::from_pin(dir.join(abi::MAP_RULE_OFF))
         .context("cannot open the pinned rule-off map")?;
     let mut array: Array<MapData, PodRuleOff> =
         Array::try_from(aya::maps::Map::Array(data)).context("the rule-off map")?;
     let PodRuleOff(mut value) = array.get(&0, 0).context("cannot read the rule-off map")?;
-    let byte = value
-        .rules
-        .get_mut(rule as usize / 8)
-        .ok_or_else(|| anyhow!("rule {rule} is past the valve's table"))?;
-    *byte |= 1 << (rule % 8);
+    change(&mut value)?;
     array
         .set(0, PodRuleOff(value), 0)
         .context("cannot write the rule-off map")
 }
 
+/// Switches rule `rule` off in the rule-off map of the policy pinned at `dir`.
+pub fn switch_off(dir: &Path, rule: u32) -> Result<()> {
+    update_pinned(dir, |value| {
+        let byte = value
+            .rules
+            .get_mut(rule as usize / 8)
+            .ok_or_else(|| anyhow!("rule {rule} is past the valve's table"))?;
+        *byte |= 1 << (rule % 8);
+        Ok(())
+    })
+}
+
 /// Says in the pinned rule-off map at `dir` whether an agent records allowed operations
-/// (`guard-run load --record`), keeping the rest of the value.
+/// (`guard-run load --record`).
 pub fn set_record(dir: &Path, on: bool) -> Result<()> {
-    let data = MapData::from_pin(dir.join(abi::MAP_RULE_OFF))
-        .context("cannot open the pinned rule-off map")?;
-    let mut array: Array<MapData, PodRuleOff> =
-        Array::try_from(aya::maps::Map::Array(data)).context("the rule-off map")?;
-    let PodRuleOff(mut value) = array.get(&0, 0).context("cannot read the rule-off map")?;
-    value.record = u32::from(on);
-    array
-        .set(0, PodRuleOff(value), 0)
-        .context("cannot write the rule-off map")
+    update_pinned(dir, |value| {
+        value.record = u32::from(on);
+        Ok(())
+    })
 }
 
 /// Writes the rule-off value of a policy being loaded: audit mode or not, every rule on.

@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use guard_ebpf::abi::{Action, Metadata};
+use guard_ebpf::abi::Metadata;
 use guard_ebpf::record::{Recorded, RecordedOp, RecordedProcess};
 
 use super::file::{Case, CaseFile, OpenMode, Operation, Origin, Process, Verdict};
-use super::run::{self, Policy};
+use super::run::{self, Policy, verdict};
 use super::scopes::{Container, Placement};
 
 /// Counts of a replay.
@@ -206,24 +206,6 @@ fn namespace_of(p: &RecordedProcess, procs: &mut Vec<Process>) -> usize {
     parent.unwrap_or(0)
 }
 
-fn verdict(a: Action) -> Verdict {
-    match a {
-        Action::Allow => Verdict::Allow,
-        Action::Alert => Verdict::Alert,
-        Action::Deny => Verdict::Deny,
-        Action::Kill => Verdict::Kill,
-    }
-}
-
-fn severity(v: Verdict) -> u8 {
-    match v {
-        Verdict::Allow => 0,
-        Verdict::Alert => 1,
-        Verdict::Deny => 2,
-        Verdict::Kill => 3,
-    }
-}
-
 /// Who did it: the acting process and its ancestry, nearest first.
 fn who(rec: &Recorded) -> String {
     let show = |p: &RecordedProcess| {
@@ -332,7 +314,8 @@ pub fn replay(
             sum.same += 1;
             continue;
         }
-        if severity(now) > severity(was) {
+        // Actions are ordered by severity.
+        if outcome.verdict > rec.decision {
             sum.stricter += 1;
         } else {
             sum.looser += 1;
@@ -361,7 +344,7 @@ pub fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use guard_ebpf::abi::Backend;
+    use guard_ebpf::abi::{Action, Backend};
     use guard_ebpf::record::RECORD_VERSION;
 
     fn proc(

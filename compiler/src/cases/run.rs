@@ -15,7 +15,8 @@ use super::scopes::{self, Placement};
 /// What a case showed: `Ok` when it behaved as expected, else why not (indented lines).
 pub type CaseResult = Result<(), String>;
 
-fn verdict(a: Action) -> Verdict {
+/// The case verdict of a kernel action.
+pub fn verdict(a: Action) -> Verdict {
     match a {
         Action::Allow => Verdict::Allow,
         Action::Alert => Verdict::Alert,
